@@ -1,0 +1,348 @@
+"""The one training engine every paper uses.
+
+``train_run(spec, data, out_dir)`` trains the run a spec describes on a dataset held
+as tensors on the device, and writes into ``out_dir``:
+
+* ``spec.json``     the normalised spec (plus its run id)
+* ``history.csv``   one row per evaluation: step, epoch, lr, samples, train/test loss
+                    and accuracy, mean mini-batch loss since the last row, ||w_t - w_0||
+                    over all trainable weights, wall time
+* ``metrics.json``  final numbers and ``status`` (ok | diverged) and ``stop_reason``
+* ``model.pt``      final weights (state_dict, loadable with weights_only=True)
+* ``checkpoint.pt`` while training (every ``checkpoint_every_s`` seconds); a rerun
+                    resumes from it and ends with the same numbers as an
+                    uninterrupted run; it is removed once the run has finished.
+
+A run whose loss becomes NaN/inf stops with status ``diverged``: that is a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Dataset
+from .models import build_model
+from .spec import effective_lr, lr_at, normalize, run_id
+
+HISTORY_COLUMNS = ["step", "epoch", "lr", "samples", "train_loss", "train_acc", "test_loss", "test_acc",
+                   "batch_loss", "w_dist", "wall_s"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint exists but cannot be used; the message says what to do."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device = {name!r} but no CUDA device is visible; use device: auto or cpu")
+    return torch.device(name)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_history(rows: list[dict], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def batch_stat_eval(model: nn.Module):
+    """Evaluate with BatchNorm using each evaluation batch's own statistics (Keskar's
+    Keras BN mode 2) while dropout is off; running statistics are left untouched."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in bns]
+    was = model.training
+    model.eval()
+    for m in bns:
+        m.train()
+    try:
+        yield model
+    finally:
+        for m, s in zip(bns, saved):
+            m.load_state_dict(s)
+        model.train(was)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048, bn: str = "running") -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of `model` on (x, y)."""
+    was = model.training
+    ctx = batch_stat_eval(model) if bn == "batch" else contextlib.nullcontext()
+    if bn != "batch":
+        model.eval()
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    with ctx:
+        for xs, ys in zip(x.split(batch), y.split(batch)):
+            out = model(xs)
+            loss_sum += F.cross_entropy(out.float(), ys, reduction="sum").double()
+            correct += (out.argmax(1) == ys).sum()
+    model.train(was)
+    n = max(len(y), 1)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def _param_vector(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters() if p.requires_grad]
+
+
+def weight_distance(model: nn.Module, w0: list[torch.Tensor]) -> float:
+    sq = sum(((p.detach() - q) ** 2).sum() for p, q in zip((p for p in model.parameters() if p.requires_grad), w0))
+    return float(torch.sqrt(sq))
+
+
+def eval_steps(total: int, every: int, log_points: int) -> set[int]:
+    """Steps after which to evaluate: 0, every `every` steps, a log grid, and the end."""
+    points = {0, total}
+    points.update(range(every, total + 1, every))
+    if log_points:
+        points.update(int(round(s)) for s in np.geomspace(1, max(total, 1), log_points))
+    return {p for p in points if 0 <= p <= total}
+
+
+def _make_optimizer(spec: dict, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    lr = effective_lr(spec)
+    if spec["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=spec["weight_decay"])
+    return torch.optim.SGD(params, lr=lr, momentum=spec["momentum"], nesterov=spec["nesterov"],
+                           weight_decay=spec["weight_decay"])
+
+
+def train_run(
+    spec: dict,
+    data: Dataset,
+    out_dir: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    init_state: dict | None = None,
+    checkpoint_every_s: float = 60.0,
+    log: Callable[[str], None] = print,
+    on_step: Callable[[int], None] | None = None,
+) -> dict:
+    """Train one run; returns the metrics dict also written to metrics.json."""
+    spec = normalize(spec)
+    rid = run_id(spec)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    n = data.n_train
+    B = spec["batch_size"]
+    if B > n:
+        raise ValueError(f"run {rid}: batch_size = {B} is larger than the training set ({n} samples)")
+    steps_per_epoch = n // B
+    total = spec["steps"] if spec["steps"] is not None else max(1, int(round(spec["epochs"] * steps_per_epoch)))
+    every = spec["eval_every"] or steps_per_epoch
+    evals = eval_steps(total, every, spec["log_points"])
+
+    torch.manual_seed(spec["seed"])
+    model = build_model(spec, data.input_shape, data.num_classes).to(device)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    w0 = _param_vector(model)
+    opt = _make_optimizer(spec, model)
+    g = torch.Generator(device=data.x_train.device)
+    g.manual_seed(spec["data_seed"] if spec["data_seed"] is not None else spec["seed"])
+    torch.manual_seed(spec["seed"] + 1_000_003)  # dropout stream, separate from the init stream
+
+    augment = None
+    if spec["augment"] != "none" or spec["multiplicity"] > 1:
+        from .augment import batch_augment, get_augmenter
+
+        aug_fn = get_augmenter(spec["augment"])
+
+        def augment(xb, yb):
+            return batch_augment(xb, yb, spec["multiplicity"], aug_fn, g)
+
+    n_eval_train = min(spec["eval_train_samples"] or n, n)
+    x_eval_tr, y_eval_tr = data.x_train[:n_eval_train], data.y_train[:n_eval_train]
+
+    state = {"step": 0, "perm": None, "pos": 0, "history": [], "best": math.inf, "bad_evals": 0,
+             "elapsed": 0.0, "loss_sum": 0.0, "loss_count": 0, "stop_reason": None}
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.exists():
+        try:
+            ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+            if ck.get("run_id") != rid:
+                raise CheckpointError(f"{ckpt_path} belongs to run {ck.get('run_id')!r}, not {rid!r}")
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            w0 = [t.to(device) for t in ck["w0"]]
+            g.set_state(ck["generator"])
+            torch.set_rng_state(ck["torch_rng"])
+            if device.type == "cuda" and ck.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(ck["cuda_rng"])
+            state.update(ck["state"])
+            if state["perm"] is not None:
+                state["perm"] = state["perm"].to(data.x_train.device)
+            log(f"resumed {rid} from {ckpt_path} at step {state['step']}/{total}")
+        except CheckpointError:
+            raise
+        except Exception as err:
+            raise CheckpointError(
+                f"{ckpt_path}: checkpoint is unreadable or truncated ({type(err).__name__}: {err}); "
+                f"delete it to restart run {rid} from scratch: `rm {ckpt_path}`"
+            ) from err
+
+    def save_checkpoint():
+        st = dict(state)
+        st["perm"] = state["perm"].cpu() if state["perm"] is not None else None
+        _atomic_torch_save({
+            "run_id": rid, "model": model.state_dict(), "optimizer": opt.state_dict(), "w0": [t.cpu() for t in w0],
+            "generator": g.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None, "state": st,
+        }, ckpt_path)
+
+    def record(step: int, lr: float) -> dict:
+        tr_loss, tr_acc = evaluate(model, x_eval_tr, y_eval_tr, spec["eval_batch"], spec["eval_bn"])
+        te_loss, te_acc = evaluate(model, data.x_test, data.y_test, spec["eval_batch"], spec["eval_bn"])
+        row = {
+            "step": step, "epoch": step / steps_per_epoch, "lr": lr, "samples": step * B,
+            "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc,
+            "batch_loss": state["loss_sum"] / state["loss_count"] if state["loss_count"] else float("nan"),
+            "w_dist": weight_distance(model, w0), "wall_s": state["elapsed"] + (time.perf_counter() - t_start),
+        }
+        state["loss_sum"], state["loss_count"] = 0.0, 0
+        state["history"].append(row)
+        return row
+
+    t_start = time.perf_counter()
+    last_ckpt = time.perf_counter()
+    if not state["history"]:
+        record(0, lr_at(spec, 0, steps_per_epoch, total))
+    x_all, y_all = data.x_train, data.y_train
+    micro = spec["micro_batch"]
+    clip = spec["max_grad_norm"]
+    model.train()
+    loss_acc = torch.zeros((), device=device)
+    while state["step"] < total and state["stop_reason"] is None:
+        if state["perm"] is None or state["pos"] + B > n:
+            state["perm"] = torch.randperm(n, generator=g, device=x_all.device)
+            state["pos"] = 0
+        idx = state["perm"][state["pos"]: state["pos"] + B]
+        state["pos"] += B
+        xb, yb = x_all[idx], y_all[idx]
+        if augment is not None:
+            xb, yb = augment(xb, yb)
+        lr = lr_at(spec, state["step"], steps_per_epoch, total)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        if micro:
+            loss_total = torch.zeros((), device=device)
+            for xc, yc in zip(xb.split(micro), yb.split(micro)):
+                loss = F.cross_entropy(model(xc), yc) * (len(yc) / len(yb))
+                loss.backward()
+                loss_total += loss.detach()
+            loss_d = loss_total
+        else:
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            loss_d = loss.detach()
+        if clip:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        state["step"] += 1
+        step = state["step"]
+        loss_acc += loss_d
+        state["loss_count"] += 1
+        is_eval = step in evals
+        if is_eval or step % 25 == 0:
+            lv = loss_acc.item()
+            state["loss_sum"] += lv
+            loss_acc.zero_()
+            if not math.isfinite(lv):
+                state["stop_reason"] = "diverged"
+                record(step, lr)
+                break
+        if is_eval:
+            row = record(step, lr)
+            if not math.isfinite(row["train_loss"]):
+                state["stop_reason"] = "diverged"
+                break
+            if spec["stop_train_acc"] is not None and row["train_acc"] >= spec["stop_train_acc"]:
+                state["stop_reason"] = "train_acc"
+            if spec["patience"] is not None:
+                if row["train_loss"] < state["best"] * (1 - spec["min_delta"]):
+                    state["best"], state["bad_evals"] = row["train_loss"], 0
+                else:
+                    state["bad_evals"] += 1
+                    if state["bad_evals"] >= spec["patience"]:
+                        state["stop_reason"] = "patience"
+        if on_step is not None:
+            on_step(step)
+        if checkpoint_every_s is not None and time.perf_counter() - last_ckpt >= checkpoint_every_s:
+            state["elapsed"] += time.perf_counter() - t_start
+            t_start = time.perf_counter()
+            save_checkpoint()
+            last_ckpt = time.perf_counter()
+
+    wall = state["elapsed"] + (time.perf_counter() - t_start)
+    hist = state["history"]
+    last = hist[-1]
+    diverged = state["stop_reason"] == "diverged"
+    metrics = {
+        "run": rid,
+        "status": "diverged" if diverged else "ok",
+        "stop_reason": state["stop_reason"] or "budget",
+        "steps": state["step"],
+        "epochs": state["step"] / steps_per_epoch,
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": B,
+        "lr_peak": effective_lr(spec),
+        "train_loss": last["train_loss"],
+        "train_acc": last["train_acc"],
+        "test_loss": last["test_loss"],
+        "test_acc": last["test_acc"],
+        "best_test_acc": max((r["test_acc"] for r in hist), default=float("nan")),
+        "w_dist": last["w_dist"],
+        "wall_s": wall,
+        "steps_per_s": state["step"] / wall if wall > 0 else float("nan"),
+        "device": str(device),
+    }
+    _atomic_write_text(out / "spec.json", json.dumps({"run": rid, **spec}, indent=2, sort_keys=True))
+    write_history(hist, out / "history.csv")
+    _atomic_torch_save(model.state_dict(), out / "model.pt")
+    _atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=True))
+    if ckpt_path.exists():
+        ckpt_path.unlink()
+    log(f"{rid}: {metrics['status']} after {metrics['steps']} steps ({metrics['stop_reason']}), "
+        f"test acc {metrics['test_acc']:.4f}, {wall:.1f}s")
+    return metrics
+
+
+def load_weights(path: str | os.PathLike, device="cpu") -> dict:
+    """Final weights of a run, loaded safely (weights_only)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: cannot load weights ({type(err).__name__}: {err}); "
+                              f"delete the run directory and rerun snakemake to retrain it") from err
