@@ -1,0 +1,23 @@
+rule baseline:
+    input:
+        paper_runs("baseline"),
+        paper_runs("baseline", "history.csv"),
+    output:
+        section="results/baseline/section.json",
+        claims="results/baseline/claims.csv",
+        table="results/baseline/tables/summary.csv",
+        figure=report(
+            "results/baseline/figures/learning_curves.png",
+            category="0 Batch-size baseline",
+            caption="../../report/captions/baseline.rst",
+            labels={"figure": "learning curves"},
+        ),
+    params:
+        runs=lambda wc: RUN_TABLES["baseline"],
+        spec=lambda wc: SCALE["baseline"]["run"],
+    log:
+        "results/logs/baseline.log",
+    conda:
+        ENV
+    script:
+        "../notebooks/baseline.py"

@@ -1,0 +1,22 @@
+"""Snakemake job: train one run (resumes from its checkpoint if one exists)."""
+
+import torch
+
+from largebatch.data import load_dataset
+from largebatch.logs import job_logger
+from largebatch.train import load_weights, resolve_device, train_run
+
+log = job_logger(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+device = resolve_device(snakemake.params.device)
+data = load_dataset(snakemake.input.data, device)
+init = load_weights(snakemake.input.init, device) if "init" in snakemake.input.keys() else None
+train_run(
+    dict(snakemake.params.spec),
+    data,
+    snakemake.output.metrics.rsplit("/", 1)[0],
+    device=device,
+    init_state=init,
+    checkpoint_every_s=snakemake.params.checkpoint_every_s,
+    log=log.info,
+)
