@@ -187,6 +187,7 @@ def train_run(
 
     state = {"step": 0, "perm": None, "pos": 0, "history": [], "best": math.inf, "bad_evals": 0,
              "elapsed": 0.0, "loss_sum": 0.0, "loss_count": 0, "stop_reason": None}
+    loss_acc = torch.zeros((), device=device)  # mini-batch losses since the last flush
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         try:
@@ -201,6 +202,7 @@ def train_run(
             if device.type == "cuda" and ck.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(ck["cuda_rng"])
             state.update(ck["state"])
+            loss_acc.copy_(ck["loss_acc"])
             if state["perm"] is not None:
                 state["perm"] = state["perm"].to(data.x_train.device)
             log(f"resumed {rid} from {ckpt_path} at step {state['step']}/{total}")
@@ -219,6 +221,7 @@ def train_run(
             "run_id": rid, "model": model.state_dict(), "optimizer": opt.state_dict(), "w0": [t.cpu() for t in w0],
             "generator": g.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None, "state": st,
+            "loss_acc": loss_acc.detach().cpu(),
         }, ckpt_path)
 
     def record(step: int, lr: float) -> dict:
@@ -242,7 +245,6 @@ def train_run(
     micro = spec["micro_batch"]
     clip = spec["max_grad_norm"]
     model.train()
-    loss_acc = torch.zeros((), device=device)
     while state["step"] < total and state["stop_reason"] is None:
         if state["perm"] is None or state["pos"] + B > n:
             state["perm"] = torch.randperm(n, generator=g, device=x_all.device)

@@ -82,7 +82,8 @@ mkdir -p "$CONF_DIR" "$LOG_DIR" "$SPOOL_CTLD" "$SPOOL_D"
 node_gres=""
 gres_types=""
 if [[ "$FAKE_GPU" == "1" ]]; then
-    gres_types="GresTypes=gpu"
+    # AccountingStorageTRES adds gres/gpu=N to the Tres= field of jobcomp.log
+    gres_types=$'GresTypes=gpu\nAccountingStorageTRES=gres/gpu'
     node_gres="Gres=gpu:1"
     # slurmd 22.05 drops a file-less GPU ("Removing file-less GPU"; the node
     # then goes INVAL: "gres/gpu count reported lower than configured"), so the

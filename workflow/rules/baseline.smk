@@ -12,12 +12,12 @@ rule baseline:
             caption="../../report/captions/baseline.rst",
             labels={"figure": "learning curves"},
         ),
-    params:
-        runs=lambda wc: RUN_TABLES["baseline"],
-        spec=lambda wc: SCALE["baseline"]["run"],
     log:
         "results/logs/baseline.log",
     conda:
         ENV
+    params:
+        runs=lambda wc: RUN_TABLES["baseline"],
+        spec=lambda wc: SCALE["baseline"]["run"],
     script:
         "../notebooks/baseline.py"

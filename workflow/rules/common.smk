@@ -1,16 +1,23 @@
 import os
 import sys
 
+# The workflow reads its run table with the library in src/ (installed in the venv with
+# `pip install -e .`; conda envs install it with envs/largebatch.post-deploy.sh).
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-# Jobs (local scripts, cluster jobs, conda envs) import the library from this checkout.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (os.path.join(workflow.basedir, "src"), os.environ.get("PYTHONPATH")) if p
-)
 
 from largebatch.experiments import ConfigError, build_registry, scale_block
 
 try:
     SCALE = scale_block(config)
+    # each paper's block of the scale is checked against its own schema before any job starts
+    for _paper in config["papers"]:
+        if _paper in SCALE:
+            try:
+                validate(SCALE[_paper], f"../schemas/{_paper}.schema.yaml")
+            except WorkflowError as err:
+                raise ConfigError(
+                    f"config.yaml: scales.{config['scale']}.{_paper} is invalid: {err}"
+                ) from None
     RUNS, RUN_TABLES = build_registry(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
@@ -38,3 +45,11 @@ def paper_runs(paper, name="metrics.json"):
 
 def gpu_count(wildcards=None):
     return 1 if SCALE["gpu"] else 0
+
+
+def train_inputs(wildcards):
+    spec = RUNS[wildcards.run]
+    inputs = {"data": f"results/data/{spec['dataset']}.pt"}
+    if spec["init_from"]:
+        inputs["init"] = run_file(spec["init_from"], "model.pt")
+    return inputs

@@ -5,11 +5,11 @@ rule report:
         template="report/template.html.j2",
     output:
         "results/report.html",
-    params:
-        config=config,
     log:
         "results/logs/report.log",
     conda:
         ENV
+    params:
+        config=config,
     script:
         "../scripts/report.py"

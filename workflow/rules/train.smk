@@ -1,11 +1,3 @@
-def train_inputs(wildcards):
-    spec = RUNS[wildcards.run]
-    inputs = {"data": f"results/data/{spec['dataset']}.pt"}
-    if spec["init_from"]:
-        inputs["init"] = run_file(spec["init_from"], "model.pt")
-    return inputs
-
-
 rule train:
     input:
         unpack(train_inputs),
@@ -14,20 +6,20 @@ rule train:
         history="results/runs/{run}/history.csv",
         model="results/runs/{run}/model.pt",
         spec="results/runs/{run}/spec.json",
-    params:
-        spec=lambda wc: RUNS[wc.run],
-        device=config["device"],
-        checkpoint_every_s=config["checkpoint_every_s"],
-    threads: config["threads"]
-    resources:
-        gpu=gpu_count,
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: (240 if SCALE["gpu"] else 60) * attempt,
     log:
         "results/logs/train/{run}.log",
     benchmark:
         "results/benchmarks/train/{run}.tsv"
     conda:
         ENV
+    threads: config["threads"]
+    resources:
+        gpu=gpu_count,
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: (240 if SCALE["gpu"] else 60) * attempt,
+    params:
+        spec=lambda wc: RUNS[wc.run],
+        device=config["device"],
+        checkpoint_every_s=config["checkpoint_every_s"],
     script:
         "../scripts/train.py"

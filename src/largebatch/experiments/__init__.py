@@ -85,9 +85,8 @@ def build_registry(config: dict) -> tuple[dict[str, dict], dict[str, list[dict]]
         try:
             planned = mod.plan(block, scale)
         except (KeyError, ValueError, TypeError) as err:
-            if isinstance(err, ConfigError):
-                raise
-            raise ConfigError(f"config.yaml: {where}.{paper}: {err}") from err
+            what = f"missing key {err}" if isinstance(err, KeyError) else str(err)
+            raise ConfigError(f"config.yaml: {where}.{paper}: {what}") from err
         rows = []
         for labels, spec in planned:
             full = {**defaults, **spec}

@@ -1,0 +1,42 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+@pytest.fixture(scope="session")
+def tiny_data_path(tmp_path_factory):
+    from largebatch.data import prepare_dataset
+
+    path = tmp_path_factory.mktemp("data") / "mnist1d.pt"
+    prepare_dataset("mnist1d", {"kind": "mnist1d", "num_samples": 600, "seed": 3}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_data_path):
+    from largebatch.data import load_dataset
+
+    return load_dataset(tiny_data_path)
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A copy of the workflow sources (what a user's clone holds), without results."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, dest / name)
+    for name in ("workflow", "report", "envs", "profiles"):
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout)

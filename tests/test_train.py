@@ -1,0 +1,89 @@
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from largebatch.train import CheckpointError, HISTORY_COLUMNS, train_run
+
+SPEC = {"model": "mlp", "width": 16, "depth": 2, "batch_size": 32, "epochs": 3, "optimizer": "adam", "lr": 3e-3}
+
+
+def test_loss_decreases_and_outputs_are_written(tiny_data, tmp_path):
+    m = train_run({**SPEC, "lr": 1e-2}, tiny_data, tmp_path, checkpoint_every_s=None, log=lambda s: None)
+    h = pd.read_csv(tmp_path / "history.csv")
+    assert list(h.columns) == HISTORY_COLUMNS
+    assert h.train_loss.iloc[-1] < 0.75 * h.train_loss.iloc[0]
+    assert m["status"] == "ok" and m["steps"] == 3 * (480 // 32)
+    assert h.w_dist.iloc[0] == 0 and h.w_dist.iloc[-1] > 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["test_acc"] == m["test_acc"]
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert any(k.endswith("weight") for k in state)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_same_seed_same_history(tiny_data, tmp_path):
+    a = train_run(SPEC, tiny_data, tmp_path / "a", checkpoint_every_s=None, log=lambda s: None)
+    b = train_run(SPEC, tiny_data, tmp_path / "b", checkpoint_every_s=None, log=lambda s: None)
+    ha = pd.read_csv(tmp_path / "a" / "history.csv").drop(columns="wall_s")
+    hb = pd.read_csv(tmp_path / "b" / "history.csv").drop(columns="wall_s")
+    pd.testing.assert_frame_equal(ha, hb)
+    c = train_run({**SPEC, "seed": 1}, tiny_data, tmp_path / "c", checkpoint_every_s=None, log=lambda s: None)
+    assert c["test_loss"] != a["test_loss"]
+
+
+def test_diverging_lr_is_a_result_not_a_crash(tiny_data, tmp_path):
+    spec = {**SPEC, "optimizer": "sgd", "lr": 1e6, "norm": "none", "epochs": 2}
+    m = train_run(spec, tiny_data, tmp_path, checkpoint_every_s=None, log=lambda s: None)
+    assert m["status"] == "diverged" and m["stop_reason"] == "diverged"
+    assert m["steps"] < 2 * (480 // 32)
+    assert (tmp_path / "history.csv").exists() and (tmp_path / "model.pt").exists()
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_identical_result(tiny_data, tmp_path):
+    spec = {**SPEC, "dropout": 0.1, "augment": "mnist1d"}
+    ref = train_run(spec, tiny_data, tmp_path / "ref", checkpoint_every_s=None, log=lambda s: None)
+
+    def kill_at(step):
+        if step == 23:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        # checkpoint after every step, then die mid-epoch
+        train_run(spec, tiny_data, tmp_path / "run", checkpoint_every_s=0.0, on_step=kill_at, log=lambda s: None)
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    logs = []
+    res = train_run(spec, tiny_data, tmp_path / "run", checkpoint_every_s=0.0, log=logs.append)
+    assert any("resumed" in line for line in logs)
+    for key in ("train_loss", "test_loss", "test_acc", "w_dist", "steps"):
+        assert res[key] == ref[key], key
+    h1 = pd.read_csv(tmp_path / "ref" / "history.csv").drop(columns="wall_s")
+    h2 = pd.read_csv(tmp_path / "run" / "history.csv").drop(columns="wall_s")
+    pd.testing.assert_frame_equal(h1, h2)
+
+
+def test_truncated_checkpoint_names_file_and_fix(tiny_data, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt.*rm "):
+        train_run(SPEC, tiny_data, tmp_path, log=lambda s: None)
+
+
+def test_batch_larger_than_dataset_is_refused(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="larger than the training set"):
+        train_run({**SPEC, "batch_size": 10_000}, tiny_data, tmp_path, log=lambda s: None)
+
+
+def test_patience_stops_and_micro_batches_match_full_batch(tiny_data, tmp_path):
+    m = train_run({**SPEC, "epochs": 200, "patience": 2, "min_delta": 0.5}, tiny_data, tmp_path / "p",
+                  checkpoint_every_s=None, log=lambda s: None)
+    assert m["stop_reason"] == "patience" and m["epochs"] < 200
+    # without BatchNorm, gradient accumulation over micro-batches equals one big batch
+    spec = {**SPEC, "norm": "none", "optimizer": "sgd", "lr": 0.05, "batch_size": 64, "epochs": 1}
+    a = train_run(spec, tiny_data, tmp_path / "a", checkpoint_every_s=None, log=lambda s: None)
+    b = train_run({**spec, "micro_batch": 16}, tiny_data, tmp_path / "b", checkpoint_every_s=None, log=lambda s: None)
+    assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-4)
