@@ -87,3 +87,14 @@ def test_patience_stops_and_micro_batches_match_full_batch(tiny_data, tmp_path):
     a = train_run(spec, tiny_data, tmp_path / "a", checkpoint_every_s=None, log=lambda s: None)
     b = train_run({**spec, "micro_batch": 16}, tiny_data, tmp_path / "b", checkpoint_every_s=None, log=lambda s: None)
     assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-4)
+
+
+def test_kept_final_checkpoint_rebuilds_outputs_without_training(tiny_data, tmp_path):
+    ref = train_run(SPEC, tiny_data, tmp_path, checkpoint_every_s=None, keep_checkpoint=True, log=lambda s: None)
+    assert (tmp_path / "checkpoint.pt").exists()
+    for name in ("metrics.json", "history.csv", "model.pt", "spec.json"):
+        (tmp_path / name).unlink()  # what Snakemake does to the outputs of a failed pack job
+    steps = []
+    again = train_run(SPEC, tiny_data, tmp_path, keep_checkpoint=True, on_step=steps.append, log=lambda s: None)
+    assert steps == []  # nothing retrained
+    assert {k: again[k] for k in ("test_acc", "train_loss", "steps")} == {k: ref[k] for k in ("test_acc", "train_loss", "steps")}

@@ -147,8 +147,13 @@ def train_run(
     checkpoint_every_s: float = 60.0,
     log: Callable[[str], None] = print,
     on_step: Callable[[int], None] | None = None,
+    keep_checkpoint: bool = False,
 ) -> dict:
-    """Train one run; returns the metrics dict also written to metrics.json."""
+    """Train one run; returns the metrics dict also written to metrics.json.
+
+    With ``keep_checkpoint`` the final checkpoint stays on disk, so a job that trains
+    several runs and dies later can rebuild this run's outputs without retraining.
+    """
     spec = normalize(spec)
     rid = run_id(spec)
     out = Path(out_dir)
@@ -334,7 +339,11 @@ def train_run(
     write_history(hist, out / "history.csv")
     _atomic_torch_save(model.state_dict(), out / "model.pt")
     _atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=True))
-    if ckpt_path.exists():
+    if keep_checkpoint:
+        state["elapsed"] = wall
+        t_start = time.perf_counter()
+        save_checkpoint()
+    elif ckpt_path.exists():
         ckpt_path.unlink()
     log(f"{rid}: {metrics['status']} after {metrics['steps']} steps ({metrics['stop_reason']}), "
         f"test acc {metrics['test_acc']:.4f}, {wall:.1f}s")

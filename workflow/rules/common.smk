@@ -5,7 +5,9 @@ import sys
 # `pip install -e .`; conda envs install it with envs/largebatch.post-deploy.sh).
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
-from largebatch.experiments import ConfigError, build_registry, scale_block
+import re
+
+from largebatch.experiments import ConfigError, build_registry, packs_of, scale_block
 
 try:
     SCALE = scale_block(config)
@@ -19,12 +21,20 @@ try:
                     f"config.yaml: scales.{config['scale']}.{_paper} is invalid: {err}"
                 ) from None
     RUNS, RUN_TABLES = build_registry(config)
+    PACKS = packs_of(RUN_TABLES, RUNS)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 DATASETS = SCALE["datasets"]
 PAPERS = config["papers"]
 ENV = os.path.join(workflow.basedir, "envs", "largebatch.yaml")
+PACKED = {run for ids in PACKS.values() for run in ids}
+SINGLE = [run for run in RUNS if run not in PACKED]
+RUN_OUTPUTS = ("metrics.json", "history.csv", "model.pt", "spec.json")
+# job benchmark files: one per single-run job and one per pack
+BENCHMARKS = [f"results/benchmarks/train/{run}.tsv" for run in SINGLE] + [
+    f"results/benchmarks/packs/{pack}.tsv" for pack in PACKS
+]
 
 
 wildcard_constraints:
@@ -53,3 +63,20 @@ def train_inputs(wildcards):
     if spec["init_from"]:
         inputs["init"] = run_file(spec["init_from"], "model.pt")
     return inputs
+
+
+def single_run_pattern():
+    """Regex for the runs the one-run `train` rule builds (packed runs have their own job)."""
+    return "|".join(re.escape(run) for run in SINGLE) or "(?!)"
+
+
+def pack_inputs(ids):
+    data = sorted({f"results/data/{RUNS[r]['dataset']}.pt" for r in ids})
+    parents = sorted(
+        {
+            run_file(RUNS[r]["init_from"], "model.pt")
+            for r in ids
+            if RUNS[r]["init_from"]
+        }
+    )
+    return data + parents

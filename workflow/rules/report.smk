@@ -1,7 +1,7 @@
 rule report:
     input:
         sections=expand("results/{paper}/section.json", paper=PAPERS),
-        benchmarks=[f"results/benchmarks/train/{run}.tsv" for run in RUNS],
+        benchmarks=BENCHMARKS,
         template="report/template.html.j2",
     output:
         "results/report.html",

@@ -10,6 +10,8 @@ rule train:
         "results/logs/train/{run}.log",
     benchmark:
         "results/benchmarks/train/{run}.tsv"
+    wildcard_constraints:
+        run=single_run_pattern(),
     conda:
         ENV
     threads: config["threads"]
@@ -23,3 +25,34 @@ rule train:
         checkpoint_every_s=config["checkpoint_every_s"],
     script:
         "../scripts/train.py"
+
+
+# Runs a paper grouped with the label `pack` train in one job each pack (one process pays
+# the start-up once); every run still gets its own results/runs/{run}/ files.
+for _pack, _ids in PACKS.items():
+
+    rule:
+        name:
+            f"train_pack_{_pack}"
+        input:
+            pack_inputs(_ids),
+        output:
+            [run_file(r, name) for r in _ids for name in RUN_OUTPUTS],
+        log:
+            f"results/logs/packs/{_pack}.log",
+        benchmark:
+            f"results/benchmarks/packs/{_pack}.tsv"
+        conda:
+            ENV
+        threads: config["threads"]
+        resources:
+            gpu=gpu_count,
+            mem_mb=lambda wc, attempt: 4000 * attempt,
+            runtime=lambda wc, attempt: (480 if SCALE["gpu"] else 120) * attempt,
+        params:
+            runs=_ids,
+            specs=[RUNS[r] for r in _ids],
+            device=config["device"],
+            checkpoint_every_s=config["checkpoint_every_s"],
+        script:
+            "../scripts/train_pack.py"

@@ -112,6 +112,32 @@ def build_registry(config: dict) -> tuple[dict[str, dict], dict[str, list[dict]]
     return runs, tables
 
 
+def packs_of(tables: dict[str, list[dict]], runs: dict[str, dict]) -> dict[str, list[str]]:
+    """Runs a paper asked to train together in one job (label ``pack``), by pack name.
+
+    A pack is an execution choice: its runs are trained one after another (or
+    vectorised) in one process, so the per-job start-up cost (interpreter, torch
+    import, data load) is paid once.  A run shared by two papers joins the first pack
+    that claims it.  A run cannot share a pack with the run it starts from.
+    """
+    packs: dict[str, list[str]] = {}
+    claimed: set[str] = set()
+    for paper, rows in tables.items():
+        for row in rows:
+            name = row.get("pack")
+            if name is None or row["run"] in claimed:
+                continue
+            packs.setdefault(f"{paper}-{name}", []).append(row["run"])
+            claimed.add(row["run"])
+    for name, ids in packs.items():
+        members = set(ids)
+        for rid in ids:
+            if runs[rid]["init_from"] in members:
+                raise ConfigError(f"pack {name!r}: run {rid} starts from {runs[rid]['init_from']}, which is in the "
+                                  f"same pack; put them in different packs")
+    return packs
+
+
 def seeds_of(block: dict, key: str = "seeds") -> list[int]:
     seeds = block.get(key)
     if not isinstance(seeds, list) or not seeds:

@@ -13,6 +13,9 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
     runs = []
     for arm, batch in (("SB", block["small_batch"]), ("LB", block["large_batch"])):
         for seed in seeds_of(block):
-            runs.append(({"arm": arm, "batch_size": batch, "seed": seed},
+            labels = {"arm": arm, "batch_size": batch, "seed": seed}
+            if block.get("pack"):
+                labels["pack"] = arm  # one job per arm: all seeds of an arm in one process
+            runs.append((labels,
                          {**block["run"], "batch_size": batch, "seed": seed}))
     return runs
