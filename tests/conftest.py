@@ -40,3 +40,12 @@ def copy_workflow(dest: Path) -> Path:
 
 def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run([SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One uninterrupted tiny-scale run of the whole workflow in a fresh directory."""
+    wd = copy_workflow(tmp_path_factory.mktemp("wf"))
+    proc = run_snakemake(wd, "--cores", "2", "--config", "scale=tiny")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return wd

@@ -82,8 +82,9 @@ mkdir -p "$CONF_DIR" "$LOG_DIR" "$SPOOL_CTLD" "$SPOOL_D"
 node_gres=""
 gres_types=""
 if [[ "$FAKE_GPU" == "1" ]]; then
-    # AccountingStorageTRES adds gres/gpu=N to the Tres= field of jobcomp.log
-    gres_types=$'GresTypes=gpu\nAccountingStorageTRES=gres/gpu'
+    # (AccountingStorageTRES=gres/gpu would show the GPU in jobcomp.log's Tres=,
+    # but slurmctld then refuses to start without slurmdbd.)
+    gres_types="GresTypes=gpu"
     node_gres="Gres=gpu:1"
     # slurmd 22.05 drops a file-less GPU ("Removing file-less GPU"; the node
     # then goes INVAL: "gres/gpu count reported lower than configured"), so the
@@ -159,9 +160,19 @@ sleep 1
 scontrol update NodeName=localhost State=RESUME >/dev/null 2>&1 || true
 
 # --- wait for the node ------------------------------------------------------
+# sinfo itself blocks ~10 s when slurmctld is unreachable: use a deadline and
+# give up early when a daemon has died (e.g. a fatal error in slurm.conf).
 state=""
-for _ in $(seq 1 "$WAIT_SECONDS"); do
-    state="$(sinfo -h -n localhost -o '%t' 2>/dev/null | head -n1 || true)"
+deadline=$(( SECONDS + WAIT_SECONDS ))
+while (( SECONDS < deadline )); do
+    for name in slurmctld slurmd; do
+        if ! pgrep -x "$name" >/dev/null; then
+            log "$name is not running; last lines of $LOG_DIR/$name.log:"
+            tail -n 5 "$LOG_DIR/$name.log" >&2 || true
+            exit 1
+        fi
+    done
+    state="$(timeout 10 sinfo -h -n localhost -o '%t' 2>/dev/null | head -n1 || true)"
     [[ "$state" == "idle" ]] && break
     sleep 1
 done
