@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CORES  ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: venv report test lint format bench clean dry-run
+.PHONY: venv report test lint format bench clean dry-run system-deps
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Debian packages for the browser check of the report and the local SLURM test (root + apt).
+system-deps:
+	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "system-deps: needs root and apt-get; skipping (browser and SLURM tests will skip)"; exit 0; fi; \
+	need=""; command -v chromium >/dev/null || need="$$need chromium"; \
+	command -v slurmctld >/dev/null || need="$$need slurm-wlm munge"; \
+	if [ -n "$$need" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need; \
+	else echo "system-deps: chromium and slurm already installed"; fi
 
 clean:
 	rm -rf results .snakemake
