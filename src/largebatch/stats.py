@@ -16,6 +16,8 @@ def mean_std(values: Iterable[float], digits: int = 4, scale: float = 1.0) -> st
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float) * scale
     if v.size == 0:
         return "n/a"
+    if np.all(v == np.round(v)) and np.all(np.abs(v) < 1e15):
+        digits = 0  # counts (steps, epochs): no spurious decimals
     if v.size == 1:
         return f"{v[0]:.{digits}f}"
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"

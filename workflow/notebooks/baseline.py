@@ -52,7 +52,7 @@ sec.table("summary", table, "Final train/test accuracy and loss, mean ± std ove
 
 # %%
 sns.set_theme(style="whitegrid")
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
 sns.lineplot(hist, x="epoch", y="test_acc", hue="arm", ax=axes[0], errorbar="sd")
 sns.lineplot(hist, x="epoch", y="train_loss", hue="arm", ax=axes[1], errorbar="sd")
 axes[0].set_ylabel("test accuracy")
