@@ -19,6 +19,12 @@ include: "workflow/rules/papers.smk"
 include: "workflow/rules/report.smk"
 
 
+# Cheap bookkeeping runs on the submitting host, not as cluster jobs.
+localrules:
+    all,
+    report,
+
+
 rule all:
     default_target: True
     input:

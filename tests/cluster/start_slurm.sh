@@ -7,9 +7,9 @@
 # `debug`. Needs root and apt-get (Debian/Ubuntu); exits 77 ("skip") otherwise.
 #
 # Environment:
-#   FAKE_GPU=1 (default)  declare one fake GPU (gres/gpu, Count=1, no device
-#                         file) so jobs asking --gpus=1 / --gres=gpu:1 schedule.
-#                         FAKE_GPU=0 leaves GRES out.
+#   FAKE_GPU=1 (default)  declare one fake GPU (gres/gpu backed by /dev/null)
+#                         so jobs asking --gpus=1 / --gres=gpu:1 schedule; such
+#                         jobs see CUDA_VISIBLE_DEVICES=0. FAKE_GPU=0: no GRES.
 #   WAIT_SECONDS=60       how long to wait for the node to become idle.
 set -euo pipefail
 
