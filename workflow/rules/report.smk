@@ -11,5 +11,6 @@ rule report:
         ENV
     params:
         config=config,
+        runs=len(RUNS),
     script:
         "../scripts/report.py"

@@ -11,6 +11,7 @@ out = build_report(
     snakemake.output[0],
     dict(snakemake.params.config),
     benchmarks=list(snakemake.input.benchmarks),
+    runs=snakemake.params.runs,
     template_dir=Path(snakemake.input.template).parent,
 )
 log.info("wrote %s", out)

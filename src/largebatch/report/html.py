@@ -104,7 +104,8 @@ def load_section(path: str | os.PathLike) -> dict:
 
 
 def build_report(section_paths: list[str], out_html: str | os.PathLike, config: dict, benchmarks: list[str] | None = None,
-                 template_dir: str | os.PathLike = "report", workdir: str | os.PathLike = ".") -> Path:
+                 template_dir: str | os.PathLike = "report", workdir: str | os.PathLike = ".",
+                 runs: int | None = None) -> Path:
     env = Environment(loader=FileSystemLoader(str(template_dir)), autoescape=select_autoescape(["html", "j2"]))
     template = env.get_template("template.html.j2")
     sections = [load_section(p) for p in section_paths]
@@ -116,6 +117,7 @@ def build_report(section_paths: list[str], out_html: str | os.PathLike, config: 
         "hardware": hardware(),
         "versions": versions(),
         "jobs": bench["jobs"],
+        "runs": runs,
         "job_hours": bench["seconds"] / 3600,
         "job_seconds": bench["seconds"],
         "config": yaml.safe_dump(config, sort_keys=False),
