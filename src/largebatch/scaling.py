@@ -31,6 +31,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .spec import scale_lr  # one definition of the none / linear / sqrt rules, shared with run specs
+
 __all__ = [
     "steps_to_threshold",
     "speedup_table",
@@ -269,24 +271,3 @@ def fit_steps_model(batch_sizes, steps, relative: bool = True) -> dict:
     out["b_noise"] = out["b_crit"] = e_min / s_min if s_min > 0 else nan
     out["rms_rel_residual"] = float(np.sqrt(np.mean(((t - pred) / t) ** 2)))
     return out
-
-
-def scale_lr(base_lr: float, batch_size: int, base_batch: int, rule: str = "none") -> float:
-    """Learning rate for ``batch_size`` given ``base_lr`` tuned at ``base_batch``.
-
-    * ``"none"``:   ``base_lr`` (no scaling; Keskar et al.),
-    * ``"linear"``: ``base_lr * B/B0`` (LSR, Goyal et al. 2017),
-    * ``"sqrt"``:   ``base_lr * sqrt(B/B0)`` (SRSR, Krizhevsky 2014 / Hoffer 2017).
-    """
-    if batch_size <= 0 or base_batch <= 0:
-        raise ValueError(
-            f"batch_size and base_batch must be positive (got {batch_size}, {base_batch})"
-        )
-    ratio = batch_size / base_batch
-    if rule == "none":
-        return float(base_lr)
-    if rule == "linear":
-        return float(base_lr * ratio)
-    if rule == "sqrt":
-        return float(base_lr * math.sqrt(ratio))
-    raise ValueError(f"rule must be one of 'none', 'linear', 'sqrt'; got {rule!r}")

@@ -189,13 +189,32 @@ def run_id(spec: dict) -> str:
     return f"{prefix}-{digest}"
 
 
+def scale_lr(base_lr: float, batch_size: int, base_batch: int, rule: str = "none") -> float:
+    """Learning rate for ``batch_size`` given ``base_lr`` tuned at ``base_batch``.
+
+    * ``"none"``:   ``base_lr`` (no scaling; Keskar et al.),
+    * ``"linear"``: ``base_lr * B/B0`` (LSR, Goyal et al. 2017),
+    * ``"sqrt"``:   ``base_lr * sqrt(B/B0)`` (SRSR, Krizhevsky 2014 / Hoffer 2017).
+    """
+    if batch_size <= 0 or base_batch <= 0:
+        raise ValueError(
+            f"batch_size and base_batch must be positive (got {batch_size}, {base_batch})"
+        )
+    ratio = batch_size / base_batch
+    if rule == "none":
+        return float(base_lr)
+    if rule == "linear":
+        return float(base_lr * ratio)
+    if rule == "sqrt":
+        return float(base_lr * math.sqrt(ratio))
+    raise ValueError(f"rule must be one of 'none', 'linear', 'sqrt'; got {rule!r}")
+
+
 def effective_lr(spec: dict) -> float:
-    """The peak learning rate after the batch-size scaling rule."""
-    lr = spec["lr"]
+    """The peak learning rate of a (normalised) spec after its batch-size scaling rule."""
     if spec["lr_scaling"] == "none":
-        return lr
-    ratio = spec["batch_size"] / spec["base_batch"]
-    return lr * (ratio if spec["lr_scaling"] == "linear" else math.sqrt(ratio))
+        return spec["lr"]
+    return scale_lr(spec["lr"], spec["batch_size"], spec["base_batch"], spec["lr_scaling"])
 
 
 def lr_at(spec: dict, step: int, steps_per_epoch: int, total_steps: int) -> float:
