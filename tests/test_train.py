@@ -98,3 +98,14 @@ def test_kept_final_checkpoint_rebuilds_outputs_without_training(tiny_data, tmp_
     again = train_run(SPEC, tiny_data, tmp_path, keep_checkpoint=True, on_step=steps.append, log=lambda s: None)
     assert steps == []  # nothing retrained
     assert {k: again[k] for k in ("test_acc", "train_loss", "steps")} == {k: ref[k] for k in ("test_acc", "train_loss", "steps")}
+
+
+def test_kept_checkpoint_is_not_reused_for_other_data(tiny_data, tmp_path):
+    import dataclasses
+
+    train_run(SPEC, tiny_data, tmp_path, checkpoint_every_s=None, keep_checkpoint=True, log=lambda s: None)
+    changed = dataclasses.replace(tiny_data, checksum="another-dataset")
+    steps, logs = [], []
+    train_run(SPEC, changed, tmp_path, keep_checkpoint=True, on_step=steps.append, log=logs.append)
+    assert len(steps) == 3 * (480 // 32)  # trained again from scratch
+    assert any("from scratch" in line for line in logs)

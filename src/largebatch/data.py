@@ -36,6 +36,7 @@ class Dataset:
     y_test: torch.Tensor
     num_classes: int
     name: str = ""
+    checksum: str = ""  # sha256 of the prepared file; part of a checkpoint's identity
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -167,5 +168,7 @@ def load_dataset(path: str | os.PathLike, device: str | torch.device = "cpu", ve
     def norm(x):
         return ((x.to(device=device, dtype=torch.float32) / scale) - mean.to(device)) / std.to(device)
 
+    side = Path(str(path) + ".sha256")
+    checksum = side.read_text().strip() if side.exists() else ""
     return Dataset(norm(d["x_train"]), d["y_train"].to(device), norm(d["x_test"]), d["y_test"].to(device),
-                   int(d["num_classes"]), d.get("name", ""))
+                   int(d["num_classes"]), d.get("name", ""), checksum)

@@ -1,0 +1,126 @@
+"""Batch augmentation (Hoffer et al. 2019) as the engine runs it, and the paper's run plan.
+
+The engine's BA batch is captured by wrapping largebatch.augment.batch_augment (the engine
+imports it when a run starts)."""
+
+import copy
+
+import pandas as pd
+import pytest
+import torch
+
+import largebatch.augment as augment_mod
+from largebatch.augment import augment_1d
+from largebatch.experiments import ConfigError, build_registry
+from largebatch.experiments.batch_augmentation import plan
+from largebatch.train import train_run
+
+SPEC = {"dataset": "mnist1d", "model": "mlp", "width": 16, "depth": 2, "optimizer": "sgd", "lr": 0.05,
+        "momentum": 0.9, "batch_size": 32, "augment": "mnist1d", "seed": 3}
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    batches = []
+    real = augment_mod.batch_augment
+
+    def spy(x, y, m, aug, g):
+        out = real(x, y, m, aug, g)
+        batches.append((x.clone(), y.clone(), out[0].clone(), out[1].clone()))
+        return out
+
+    monkeypatch.setattr(augment_mod, "batch_augment", spy)
+    return batches
+
+
+def test_engine_trains_on_m_augmented_copies_with_their_labels(tiny_data, tmp_path, captured):
+    m = 4
+    metrics = train_run({**SPEC, "multiplicity": m, "steps": 3}, tiny_data, tmp_path, log=lambda s: None,
+                        checkpoint_every_s=None)
+    assert len(captured) == 3
+    x, y, xa, ya = captured[0]
+    b = SPEC["batch_size"]
+    assert xa.shape == (m * b, *x.shape[1:]) and torch.equal(ya, y.repeat_interleave(m))
+    blocks = xa.view(b, m, -1)
+    src = x.view(b, 1, -1)
+    # every copy is closest to its own source sample, once the (unknown) shift of at most 3 is undone ...
+    length = x.shape[-1]
+    pos = torch.arange(length)
+    shifted = torch.stack([x.view(b, -1)[:, (pos - s).clamp(0, length - 1)] for s in range(-3, 4)])
+    d = torch.cdist(xa.view(1, m * b, -1).expand(7, -1, -1), shifted).amin(0)
+    assert torch.equal(d.argmin(1), torch.arange(b).repeat_interleave(m))
+    # ... and the M copies of a sample are all different augmentations of it
+    for i in range(b):
+        for a in range(m):
+            for c in range(a + 1, m):
+                assert not torch.equal(blocks[i, a], blocks[i, c])
+    assert not torch.equal(blocks[:, 0], src[:, 0])
+    # the B distinct samples come from the training set with their own labels
+    rows = (tiny_data.x_train.view(tiny_data.n_train, 1, -1) == x.view(1, b, -1)).all(-1).float().argmax(0)
+    assert torch.equal(tiny_data.y_train[rows], y)
+    h = pd.read_csv(tmp_path / "history.csv")
+    assert h.samples.iloc[-1] == 3 * b  # `samples` counts the B distinct samples per step
+    assert metrics["steps_per_epoch"] == tiny_data.n_train // b  # steps per epoch as for M = 1
+
+
+def test_m1_is_the_plain_augmented_pipeline(tiny_data, tmp_path, captured):
+    train_run({**SPEC, "multiplicity": 1, "steps": 2}, tiny_data, tmp_path, log=lambda s: None,
+              checkpoint_every_s=None)
+    # replay the engine's data stream: one permutation per epoch, then the augmenter on each batch
+    g = torch.Generator().manual_seed(SPEC["seed"])
+    perm = torch.randperm(tiny_data.n_train, generator=g)
+    b = SPEC["batch_size"]
+    for k, (x, y, xa, ya) in enumerate(captured):
+        idx = perm[k * b:(k + 1) * b]
+        assert torch.equal(x, tiny_data.x_train[idx]) and torch.equal(ya, tiny_data.y_train[idx])
+        assert torch.equal(xa, augment_1d(tiny_data.x_train[idx], g))
+
+
+def test_m_changes_the_run_but_not_its_steps(tiny_data, tmp_path):
+    one = train_run({**SPEC, "multiplicity": 1, "epochs": 1}, tiny_data, tmp_path / "1", log=lambda s: None,
+                    checkpoint_every_s=None)
+    four = train_run({**SPEC, "multiplicity": 4, "epochs": 1}, tiny_data, tmp_path / "4", log=lambda s: None,
+                     checkpoint_every_s=None)
+    assert one["steps"] == four["steps"] and one["run"] != four["run"]
+    assert one["test_loss"] != four["test_loss"]
+
+
+BLOCK = {"run": {**{k: v for k, v in SPEC.items() if k != "seed"}, "epochs": 4, "schedule": "step",
+                 "milestones": [3.24]},
+         "multiplicities": [1, 2, 8], "seeds": [0, 1], "longer_baselines": [2], "pack": True}
+SCALE = {"datasets": {"mnist1d": {"kind": "mnist1d", "num_samples": 1500}}, "defaults": {}}
+
+
+def test_plan_every_m_and_seed_plus_longer_baselines():
+    runs = plan(copy.deepcopy(BLOCK), SCALE)
+    ba = [(lab, s) for lab, s in runs if lab["arm"] == "BA"]
+    assert sorted((lab["multiplicity"], lab["seed"]) for lab, _ in ba) == [(m, s) for m in (1, 2, 8) for s in (0, 1)]
+    assert all(s["multiplicity"] == lab["multiplicity"] and s["epochs"] == 4 and s["milestones"] == [3.24]
+               and s["seed"] == lab["seed"] for lab, s in ba)
+    longer = [(lab, s) for lab, s in runs if lab["arm"] != "BA"]
+    assert len(longer) == 2
+    assert all(s["multiplicity"] == 1 and s["epochs"] == 8 and s["milestones"] == [6.48] and lab["epoch_factor"] == 2
+               for lab, s in longer)
+    assert {lab["pack"] for lab, _ in runs} == {"seed0", "seed1"}
+    assert all("pack" not in lab for lab, _ in plan({**copy.deepcopy(BLOCK), "pack": False}, SCALE))
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"multiplicities": [2, 4]}, "must include 1"),
+    ({"longer_baselines": [4]}, "one of multiplicities"),
+    ({"multiplicities": [1, 64], "longer_baselines": []}, "exceeds the 1200 training samples"),
+    ({"multiplicities": [1, 1]}, "distinct"),
+])
+def test_plan_refuses_impossible_blocks(change, words):
+    with pytest.raises(ValueError, match=words):
+        plan({**copy.deepcopy(BLOCK), **change}, SCALE)
+
+
+def test_registry_names_the_block_on_errors():
+    config = {"scale": "t", "papers": ["batch_augmentation"],
+              "scales": {"t": {**SCALE, "batch_augmentation": {**copy.deepcopy(BLOCK), "multiplicities": [2]}}}}
+    with pytest.raises(ConfigError, match=r"scales\.t\.batch_augmentation: multiplicities"):
+        build_registry(config)
+    config["scales"]["t"]["batch_augmentation"]["multiplicities"] = [1, 2, 8]
+    runs, tables = build_registry(config)
+    assert len(tables["batch_augmentation"]) == 8 and len(runs) == 8  # 3 M x 2 seeds + 2 longer baselines
