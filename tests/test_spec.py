@@ -66,6 +66,7 @@ def _config():
 def test_registry_shares_runs_and_labels_them():
     cfg = _config()
     cfg["scale"] = "tiny"
+    cfg["papers"] = ["baseline"]
     runs, tables = build_registry(cfg)
     rows = tables["baseline"]
     assert {r["arm"] for r in rows} == {"SB", "LB"}
