@@ -1,5 +1,6 @@
 """Snakemake job: one self-contained HTML report from every paper section."""
 
+from glob import glob
 from pathlib import Path
 
 from largebatch.logs import job_logger
@@ -10,7 +11,8 @@ out = build_report(
     list(snakemake.input.sections),
     snakemake.output[0],
     dict(snakemake.params.config),
-    benchmarks=list(snakemake.input.benchmarks),
+    # every job that keeps a benchmark record (training, packs, per-paper analyses)
+    benchmarks=sorted(glob("results/benchmarks/**/*.tsv", recursive=True)),
     runs=snakemake.params.runs,
     template_dir=Path(snakemake.input.template).parent,
 )
