@@ -75,3 +75,15 @@ def test_cifar10_from_torchvision_on_disk_layout(tmp_path, monkeypatch):
 def test_missing_torchvision_copy_says_where_to_put_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"data_root.*download: true"):
         prepare_dataset("cifar100", {"kind": "cifar100"}, tmp_path / "c.pt", root=str(tmp_path))
+
+
+def test_train_samples_caps_mnist1d_and_sizes_agree(tmp_path):
+    from largebatch.experiments import dataset_sizes
+
+    cfg = {"kind": "mnist1d", "num_samples": 333, "train_samples": 100}
+    prepare_dataset("m", cfg, tmp_path / "m.pt")
+    d = load_dataset(tmp_path / "m.pt")
+    assert d.n_train == 100 == dataset_sizes({"datasets": {"m": cfg}})["m"]
+    cfg2 = {"kind": "mnist1d", "num_samples": 333}
+    prepare_dataset("m2", cfg2, tmp_path / "m2.pt")
+    assert load_dataset(tmp_path / "m2.pt").n_train == dataset_sizes({"datasets": {"m2": cfg2}})["m2"] == 264

@@ -66,7 +66,7 @@ def _mnist1d(cfg: dict) -> dict:
 
     args = get_dataset_args()
     for key, value in cfg.items():
-        if key in ("kind",):
+        if key in ("kind", "train_samples"):  # ours, not mnist1d's (train_samples: prepare_dataset)
             continue
         if not hasattr(args, key):
             raise ValueError(f"mnist1d option {key!r} is unknown; known options: {sorted(vars(args))}")

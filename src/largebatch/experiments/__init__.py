@@ -51,7 +51,9 @@ def dataset_sizes(scale: dict) -> dict[str, int]:
     for name, cfg in scale.get("datasets", {}).items():
         kind = cfg.get("kind", name)
         if kind == "mnist1d":
-            n = int(cfg.get("num_samples", 5000) * cfg.get("train_split", 0.8))
+            # mnist1d makes num_samples // 10 samples per class, then splits train / test
+            total = (cfg.get("num_samples", 5000) // 10) * 10
+            n = int(total * cfg.get("train_split", 0.8))
         else:
             n = known.get(kind, 0)
         if cfg.get("train_samples"):
