@@ -143,6 +143,10 @@ def test_distance_fits_use_only_the_high_lr_phase(tiny_data, tmp_path):
     assert f["points"] == len([s for s in log_grid(metrics["steps"], 25) if s <= 2 * spe])
     assert f["d_drop"] == pytest.approx(float(h.loc[h.step == 2 * spe, "w_dist"].iloc[0]))
     assert f["slope"] > 0 and 0 <= f["r2_log"] <= 1
+    late = distance_fits(h, 25, metrics["steps"], min_step=10)  # after momentum's build-up
+    assert late["points"] == len([s for s in log_grid(metrics["steps"], 25) if 10 <= s <= 2 * spe])
+    assert late["t_drop"] == f["t_drop"] and late["d_drop"] == f["d_drop"]
+    assert math.isnan(distance_fits(h, 25, metrics["steps"], min_step=2 * spe)["slope"])  # < 3 points: no fit
 
 
 def test_ra_run_makes_as_many_updates_as_sb(tiny_data, tmp_path):

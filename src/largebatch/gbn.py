@@ -18,6 +18,7 @@ look for batch-norm layers (``torch.optim.swa_utils.update_bn``) treat it as one
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -53,23 +54,25 @@ class GhostBatchNorm(nn.modules.batchnorm._BatchNorm):
         return torch.cat(outputs, 0) if len(outputs) > 1 else outputs[0]
 
     def _ghost_forward(self, x: torch.Tensor, g: int) -> torch.Tensor:
-        """Normalise k = len(x)/g ghost batches at once, then update running stats in order."""
+        """Normalise k = len(x)/g ghost batches at once, then update running stats in order.
+
+        The k ghost batches become k*C channels of one (g, k*C, S) tensor, so a single fused
+        ``F.batch_norm`` call normalises every (ghost batch, channel) pair with its own
+        statistics; the affine weights are repeated per ghost batch."""
         k = x.shape[0] // g
         c = x.shape[1]
-        xs = x.reshape(k, g, c, -1)  # (k, g, C, S) with S the flattened spatial size
-        dims = (1, 3)
-        count = g * xs.shape[3]
-        if count <= 1:
+        if g * (x[0].numel() // c) <= 1:
             raise ValueError("GhostBatchNorm: a ghost batch with one value per channel cannot be normalised")
-        mean = xs.mean(dim=dims, keepdim=True)
-        var = xs.var(dim=dims, unbiased=False, keepdim=True)
-        y = (xs - mean) / torch.sqrt(var + self.eps)
-        if self.affine:
-            y = y * self.weight.view(1, 1, c, 1) + self.bias.view(1, 1, c, 1)
+        xs = x.reshape(k, g, c, -1).transpose(0, 1).reshape(g, k * c, -1)
+        weight = self.weight.repeat(k) if self.affine else None
+        bias = self.bias.repeat(k) if self.affine else None
+        y = F.batch_norm(xs, None, None, weight, bias, True, 0.0, self.eps)
         if self.track_running_stats:
             with torch.no_grad():
+                count = xs.shape[0] * xs.shape[2]
+                var, mean = torch.var_mean(xs.detach(), dim=(0, 2), correction=0)
                 self._update_running(mean.reshape(k, c), var.reshape(k, c) * count / (count - 1))
-        return y.reshape(x.shape)
+        return y.reshape(g, k, c, -1).transpose(0, 1).reshape(x.shape)
 
     def _update_running(self, means: torch.Tensor, unbiased_vars: torch.Tensor) -> None:
         k = means.shape[0]
