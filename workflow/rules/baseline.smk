@@ -14,6 +14,7 @@ rule baseline:
         ),
     log:
         "results/logs/baseline.log",
+    localrule: True
     conda:
         ENV
     params:

@@ -63,6 +63,7 @@ rule batch_augmentation:
         "results/logs/batch_augmentation.log",
     benchmark:
         "results/benchmarks/batch_augmentation/section.tsv"
+    localrule: True
     conda:
         ENV
     params:

@@ -4,6 +4,7 @@ rule prepare_data:
         checksum="results/data/{dataset}.pt.sha256",
     log:
         "results/logs/data/{dataset}.log",
+    localrule: True
     conda:
         ENV
     params:

@@ -75,6 +75,7 @@ rule golmant:
         "results/logs/golmant.log",
     benchmark:
         "results/benchmarks/golmant/section.tsv"
+    localrule: True
     conda:
         ENV
     params:

@@ -24,6 +24,7 @@ rule hoffer:
         "results/logs/hoffer.log",
     benchmark:
         "results/benchmarks/hoffer.tsv"
+    localrule: True
     conda:
         ENV
     params:

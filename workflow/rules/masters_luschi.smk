@@ -51,6 +51,7 @@ rule masters_luschi:
         "results/logs/masters_luschi.log",
     benchmark:
         "results/benchmarks/masters_luschi/section.tsv"
+    localrule: True
     conda:
         ENV
     params:

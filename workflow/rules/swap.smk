@@ -114,6 +114,7 @@ rule swap:
         ),
     log:
         "results/logs/swap/section.log",
+    localrule: True
     conda:
         ENV
     params:
