@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -38,8 +39,15 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout)
+# snakemake-executor-plugin-slurm asks `scontrol show config` at start-up; where SLURM is
+# installed but no controller runs, that waits ~10 s per snakemake process. Local runs do
+# not need SLURM, so point it at an empty config and let it fail at once.
+LOCAL_ENV = {**os.environ, "SLURM_CONF": os.devnull}
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                          env=LOCAL_ENV if env is None else env)
 
 
 @pytest.fixture(scope="session")

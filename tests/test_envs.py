@@ -39,8 +39,8 @@ def test_pyproject_pins_torch_and_torchvision_exactly():
 def test_every_rule_has_a_conda_env_and_a_log():
     import subprocess
 
-    from conftest import SNAKEMAKE
+    from conftest import LOCAL_ENV, SNAKEMAKE
 
     proc = subprocess.run([SNAKEMAKE, "--lint", "--config", "scale=tiny"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=LOCAL_ENV)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import SNAKEMAKE, copy_workflow, run_snakemake
+from conftest import LOCAL_ENV, SNAKEMAKE, copy_workflow, run_snakemake
 
 TIMING = {"wall_s", "steps_per_s"}
 
@@ -25,7 +25,8 @@ def _metrics(wd):
 def test_killed_workflow_resumes_without_retraining_and_matches(tiny_run, tmp_path):
     wd = copy_workflow(tmp_path)
     proc = subprocess.Popen([SNAKEMAKE, "--cores", "2", "--config", "scale=tiny"], cwd=wd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=LOCAL_ENV)
     runs_dir = wd / "results" / "runs"
     deadline = time.time() + 600
     while time.time() < deadline and len(list(runs_dir.glob("*/metrics.json"))) < 2 and proc.poll() is None:

@@ -40,7 +40,8 @@ def test_tiny_scale_through_slurm_builds_the_report(cluster, tmp_path):
     offset = os.path.getsize(JOBCOMP) if os.path.exists(JOBCOMP) else 0
     t0 = time.time()
     proc = run_snakemake(wd, "--profile", "profiles/slurm", "--configfile", "config.yaml", "gpu.yaml",
-                         "--config", "scale=tiny", "--jobs", "4", "--verbose", *LOCAL_CLUSTER, timeout=2400)
+                         "--config", "scale=tiny", "--jobs", "4", "--verbose", *LOCAL_CLUSTER, timeout=2400,
+                         env=dict(os.environ))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     assert (wd / "results" / "report.html").exists()

@@ -66,8 +66,16 @@ def train_inputs(wildcards):
 
 
 def single_run_pattern():
-    """Regex for the runs the one-run `train` rule builds (packed runs have their own job)."""
-    return "|".join(re.escape(run) for run in SINGLE) or "(?!)"
+    """Regex for the runs the one-run `train` rule builds (packed runs have their own job).
+
+    Matching cost grows with the regex, so name the shorter list: the single runs, or the
+    packed runs to exclude (none at all when nothing is packed)."""
+    if not PACKED:
+        return "[A-Za-z0-9_.-]+"
+    if len(SINGLE) <= len(PACKED):
+        return "|".join(re.escape(run) for run in SINGLE) or "(?!)"
+    packed = "|".join(re.escape(run) for run in PACKED)
+    return f"(?!(?:{packed})$)[A-Za-z0-9_.-]+"
 
 
 def pack_inputs(ids):
