@@ -1,33 +1,45 @@
-"""Snakemake job: train several runs in one process (a pack), one after another.
+"""Snakemake job: train several runs in one process (a pack).
 
-Each run keeps its final checkpoint, so if the job dies part-way a rerun rebuilds the
-finished runs' outputs from their checkpoints instead of training them again.
+Runs of one batch size that may share a stack (``largebatch.vtrain``) are trained together,
+vectorised with torch.func, where the documented rule ``vtrain.prefer_vectorised`` says it
+is faster (small MLP batches); every other run is trained with ``train_run``, one after
+another.  Either way every run writes its own results/runs/{run}/ files as soon as it
+finishes and keeps its final checkpoint, so if the job dies part-way a rerun rebuilds the
+finished runs' outputs from their checkpoints instead of training them again (and resumes
+interrupted runs from their last periodic checkpoint).
 """
 
 import torch
 
 from largebatch.data import load_dataset
 from largebatch.logs import job_logger
-from largebatch.train import load_weights, resolve_device, train_run
+from largebatch.train import load_weights, resolve_device
+from largebatch.vtrain import train_many
 
 log = job_logger(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = resolve_device(snakemake.params.device)
 datasets = {}
-for run, spec in zip(snakemake.params.runs, snakemake.params.specs):
-    name = spec["dataset"]
+
+
+def dataset(name):
     if name not in datasets:
         datasets[name] = load_dataset(f"results/data/{name}.pt", device)
-    init = None
-    if spec["init_from"]:
-        init = load_weights(f"results/runs/{spec['init_from']}/model.pt", device)
-    train_run(
-        dict(spec),
-        datasets[name],
-        f"results/runs/{run}",
-        device=device,
-        init_state=init,
-        checkpoint_every_s=snakemake.params.checkpoint_every_s,
-        log=log.info,
-        keep_checkpoint=True,
-    )
+    return datasets[name]
+
+
+specs = [dict(spec) for spec in snakemake.params.specs]
+inits = [
+    load_weights(f"results/runs/{spec['init_from']}/model.pt", device) if spec["init_from"] else None
+    for spec in specs
+]
+train_many(
+    specs,
+    dataset,
+    [f"results/runs/{run}" for run in snakemake.params.runs],
+    device=device,
+    init_states=inits,
+    checkpoint_every_s=snakemake.params.checkpoint_every_s,
+    log=log.info,
+    keep_checkpoint=True,
+)
