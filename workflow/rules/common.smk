@@ -65,17 +65,10 @@ def train_inputs(wildcards):
     return inputs
 
 
-def single_run_pattern():
-    """Regex for the runs the one-run `train` rule builds (packed runs have their own job).
-
-    Matching cost grows with the regex, so name the shorter list: the single runs, or the
-    packed runs to exclude (none at all when nothing is packed)."""
-    if not PACKED:
-        return "[A-Za-z0-9_.-]+"
-    if len(SINGLE) <= len(PACKED):
-        return "|".join(re.escape(run) for run in SINGLE) or "(?!)"
-    packed = "|".join(re.escape(run) for run in PACKED)
-    return f"(?!(?:{packed})$)[A-Za-z0-9_.-]+"
+# A run id as `spec.run_id` writes it. Packed runs match too: their `train_pack_<pack>` rule
+# has no wildcards, and Snakemake prefers such a rule over `train` for the same file (a
+# regex listing every single run would be rescanned for each job: seconds at paper scale).
+RUN_ID_PATTERN = "[A-Za-z0-9_.-]+"
 
 
 def pack_inputs(ids):

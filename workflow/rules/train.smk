@@ -11,7 +11,7 @@ rule train:
     benchmark:
         "results/benchmarks/train/{run}.tsv"
     wildcard_constraints:
-        run=single_run_pattern(),
+        run=RUN_ID_PATTERN,
     conda:
         ENV
     threads: config["threads"]

@@ -24,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
-from torch import nn
+
+if TYPE_CHECKING:  # torch is imported where it is used: the Snakefile imports this module
+    import torch
+    from torch import nn
 
 TITLE = "Keskar et al. 2017: large-batch training, generalization gap and sharp minima"
 
@@ -185,6 +186,8 @@ def bn_mode(model: nn.Module, eval_bn: str):
 
 
 def _mean_ce(out, targets):
+    import torch.nn.functional as F
+
     return F.cross_entropy(out.float(), targets)
 
 
@@ -194,6 +197,9 @@ def run_sharpness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eval_bn
     """Keskar's Metric 2.1 at each epsilon, in full space and in a random ``subspace_dim``
     subspace (matrix seeded with ``seed``), and the Hessian's top eigenvalue, all on the
     mean cross-entropy over (x, y) (training samples), with BatchNorm as ``eval_bn``."""
+    import torch
+    import torch.nn.functional as F
+
     from ..sharpness import epsilon_sharpness, hessian_max_eigenvalue
 
     t0 = time.perf_counter()
