@@ -16,6 +16,7 @@ CASES = [
     ("scale: huge", r"instance\['scale'\]"),
     ("threads: 0", r"instance\['threads'\]"),
     ("threads: two", r"instance\['threads'\]"),
+    ("autocast: fp16", r"instance\['autocast'\]"),
     ("device: tpu", r"instance\['device'\]"),
     ("papers: []", r"instance\['papers'\]"),
     ("papers: [baseline, nonsense]", r"nonsense"),

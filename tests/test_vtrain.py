@@ -200,3 +200,16 @@ def test_pack_plan_stacks_only_where_the_rule_says():
     assert prefer_vectorised({**specs[12], "batch_size": 32}, 4)  # small conv steps do stack
     everything = plan_groups(specs, rule=lambda s, n, shape: True)  # a rule may stack more, never dropout
     assert [8, 9, 10, 11] in everything and [16, 17] in everything and [4] in everything
+
+
+def test_execution_options_train_one_run_at_a_time(tiny_data, tmp_path):
+    """Stacks are float32 and default memory order: with bf16 autocast no run is stacked."""
+    from largebatch.vtrain import train_many
+
+    specs = [{"model": "mlp", "width": 16, "depth": 2, "batch_size": 32, "epochs": 1, "optimizer": "sgd",
+              "lr": lr} for lr in (0.01, 0.02, 0.05)]
+    lines = []
+    out = train_many(specs, {"mnist1d": tiny_data}, [tmp_path / str(i) for i in range(3)],
+                     checkpoint_every_s=None, log=lines.append, autocast="bf16")
+    assert all(m["execution"]["autocast"] == "bf16" for m in out)
+    assert "0 in 0 vectorised stack(s)" in lines[0]

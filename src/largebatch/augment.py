@@ -26,7 +26,6 @@ import inspect
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "AUGMENTERS",
@@ -151,13 +150,14 @@ def augment_image(
 
     In this order (and this order of random draws from ``g``):
 
-    1. random crop: the whole batch is zero-padded by ``crop_padding`` pixels on
-       every side (:func:`torch.nn.functional.pad`) and an ``H x W`` window at a
-       per-sample offset ``(dy, dx)``, each uniform in ``[0, 2 * crop_padding]``,
-       is gathered with advanced indexing.  ``out[n, :, i, j] =
+    1. random crop: as if the batch were zero-padded by ``crop_padding`` pixels on
+       every side and an ``H x W`` window taken at a per-sample offset ``(dy, dx)``,
+       each uniform in ``[0, 2 * crop_padding]``: ``out[n, :, i, j] =
        padded[n, :, dy[n] + i, dx[n] + j]``.  Skipped when ``crop_padding == 0``.
-    2. horizontal flip with probability 0.5 per sample (``torch.where`` between
-       the batch and its mirrored copy).  Skipped when ``flip`` is false.
+    2. horizontal flip of the cropped sample with probability 0.5 per sample.
+       Skipped when ``flip`` is false.
+
+    Crop and flip are computed together as one ``gather`` from the unpadded batch.
     3. cutout (DeVries & Taylor, 2017): one square hole of side ``cutout``, centre
        ``(cy, cx)`` uniform over the image pixels, rows ``[cy - cutout // 2,
        cy - cutout // 2 + cutout)`` and likewise for columns, clipped at the
@@ -183,20 +183,29 @@ def augment_image(
     if n == 0:
         return x.clone()
 
-    if crop_padding > 0:
-        p = crop_padding
-        padded = F.pad(x, (p, p, p, p), mode="constant", value=0)
+    # crop and flip are one gather: output pixel (i, j) of sample n reads row
+    # dy[n] + i - p and column dx[n] + j - p of the original (j mirrored to w - 1 - j
+    # first when the sample is flipped); reads outside the image give the padding's zero.
+    # Same values as padding + cropping + flipping, without materialising any of them.
+    p = crop_padding
+    rows = torch.arange(h, device=dev).expand(n, h)
+    cols = torch.arange(w, device=dev).expand(n, w)
+    if p > 0:
         dy = _randint(g, 0, 2 * p + 1, n, dev)
         dx = _randint(g, 0, 2 * p + 1, n, dev)
-        # every H x W window of the padded batch, as a view (N, C, 2p+1, 2p+1, H, W); one
-        # advanced index picks window (dy, dx) of each sample: out[n, :, i, j] =
-        # padded[n, :, dy[n] + i, dx[n] + j], ~4x faster on a CPU than indexing every pixel
-        windows = padded.unfold(2, h, 1).unfold(3, w, 1)
-        out = windows[torch.arange(n, device=dev), :, dy, dx]
-
     if flip:
         do_flip = _rand(g, n, dev) < 0.5
-        out = torch.where(do_flip.view(n, 1, 1, 1), out.flip(-1), out)
+        cols = torch.where(do_flip.unsqueeze(1), w - 1 - cols, cols)
+    if p > 0:
+        rows = rows + (dy - p).unsqueeze(1)  # (N, H)
+        cols = cols + (dx - p).unsqueeze(1)  # (N, W)
+    if p > 0 or flip:
+        idx = rows.clamp(0, h - 1).unsqueeze(2) * w + cols.clamp(0, w - 1).unsqueeze(1)
+        idx = idx.view(n, 1, h * w).expand(n, c, h * w)
+        out = x.reshape(n, c, h * w).gather(2, idx).view(n, c, h, w)
+        if p > 0:
+            inside = ((rows >= 0) & (rows < h)).unsqueeze(2) & ((cols >= 0) & (cols < w)).unsqueeze(1)
+            out.masked_fill_(~inside.unsqueeze(1), 0)
 
     if cutout > 0:
         cy = _randint(g, 0, h, n, dev)

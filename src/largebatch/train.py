@@ -107,6 +107,10 @@ def batch_stat_eval(model: nn.Module):
         model.train(was)
 
 
+#: training-step autocast dtypes by config name
+AUTOCAST = {"none": None, "bf16": torch.bfloat16}
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048, bn: str = "running") -> tuple[float, float]:
     """Mean cross-entropy and accuracy of `model` on (x, y)."""
@@ -166,12 +170,22 @@ def train_run(
     log: Callable[[str], None] = print,
     on_step: Callable[[int], None] | None = None,
     keep_checkpoint: bool = False,
+    autocast: str = "none",
+    channels_last: bool = False,
 ) -> dict:
     """Train one run; returns the metrics dict also written to metrics.json.
 
     With ``keep_checkpoint`` the final checkpoint stays on disk, so a job that trains
     several runs and dies later can rebuild this run's outputs without retraining.
+
+    Execution options (config keys of the same names; recorded in metrics.json, not part of
+    the run's spec or id): ``autocast="bf16"`` runs the training forward pass and loss under
+    ``torch.autocast`` in bfloat16 (weights, optimiser and evaluation stay float32);
+    ``channels_last`` stores a 2-D conv net's weights and each image batch in channels-last
+    memory order (a no-op for 1-D data).
     """
+    if autocast not in AUTOCAST:
+        raise ValueError(f"autocast = {autocast!r}; choose one of {sorted(AUTOCAST)}")
     spec = normalize(spec)
     rid = run_id(spec)
     out = Path(out_dir)
@@ -190,6 +204,10 @@ def train_run(
     model = build_model(spec, data.input_shape, data.num_classes).to(device)
     if init_state is not None:
         model.load_state_dict(init_state)
+    images = channels_last and len(data.input_shape) == 3  # (C, H, W) samples
+    if images:
+        model = model.to(memory_format=torch.channels_last)
+    amp = torch.autocast(device.type, dtype=AUTOCAST[autocast]) if AUTOCAST[autocast] else contextlib.nullcontext()
     w0 = _param_vector(model)
     opt = _make_optimizer(spec, model)
     g = torch.Generator(device=data.x_train.device)
@@ -284,6 +302,8 @@ def train_run(
         xb, yb = x_all[idx], y_all[idx]
         if augment is not None:
             xb, yb = augment(xb, yb)
+        if images:
+            xb = xb.contiguous(memory_format=torch.channels_last)
         lr = lr_at(spec, state["step"], steps_per_epoch, total)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -291,12 +311,14 @@ def train_run(
         if micro:
             loss_total = torch.zeros((), device=device)
             for xc, yc in zip(xb.split(micro), yb.split(micro)):
-                loss = F.cross_entropy(model(xc), yc) * (len(yc) / len(yb))
+                with amp:
+                    loss = F.cross_entropy(model(xc).float(), yc) * (len(yc) / len(yb))
                 loss.backward()
                 loss_total += loss.detach()
             loss_d = loss_total
         else:
-            loss = F.cross_entropy(model(xb), yb)
+            with amp:
+                loss = F.cross_entropy(model(xb).float(), yb)
             loss.backward()
             loss_d = loss.detach()
         if clip:
@@ -359,6 +381,7 @@ def train_run(
         "wall_s": wall,
         "steps_per_s": state["step"] / wall if wall > 0 else float("nan"),
         "device": str(device),
+        "execution": {"autocast": autocast, "channels_last": bool(images)},
     }
     _atomic_write_text(out / "spec.json", json.dumps({"run": rid, **spec}, indent=2, sort_keys=True))
     write_history(hist, out / "history.csv")

@@ -381,6 +381,7 @@ def train_group(
             "test_acc": last["test_acc"], "best_test_acc": max((r["test_acc"] for r in hist), default=float("nan")),
             "w_dist": last["w_dist"], "wall_s": wall, "steps_per_s": step / wall if wall > 0 else float("nan"),
             "device": str(device),
+            "execution": {"autocast": "none", "channels_last": False},  # stacks run without either
         }
         _atomic_write_text(run.out / "spec.json", json.dumps({"run": run.rid, **run.spec}, indent=2, sort_keys=True))
         write_history(hist, run.out / "history.csv")
@@ -536,15 +537,21 @@ def train_many(
     log: Callable[[str], None] = print,
     keep_checkpoint: bool = True,
     rule: Rule = prefer_vectorised,
+    autocast: str = "none",
+    channels_last: bool = False,
 ) -> list[dict]:
     """Train a pack: stacks where ``rule`` says so (``plan_groups``), the rest with train_run.
 
     A run with a checkpoint on disk (an interrupted or finished earlier attempt) goes to
-    ``train_run``, which resumes it or rebuilds its outputs from its final checkpoint."""
+    ``train_run``, which resumes it or rebuilds its outputs from its final checkpoint.
+    The execution options ``autocast`` and ``channels_last`` (see ``train_run``) are not
+    stacked: with either set, every run trains with ``train_run``."""
     get = datasets.__getitem__ if isinstance(datasets, dict) else datasets
     init_states = list(init_states) if init_states is not None else [None] * len(specs)
     results: list[dict | None] = [None] * len(specs)
-    fresh = [i for i in range(len(specs)) if not (Path(out_dirs[i]) / "checkpoint.pt").exists()]
+    stackable = autocast == "none" and not channels_last
+    fresh = [i for i in range(len(specs))
+             if stackable and not (Path(out_dirs[i]) / "checkpoint.pt").exists()]
     groups = [[fresh[j] for j in grp]
               for grp in plan_groups([specs[i] for i in fresh], lambda name: get(name).input_shape, rule)]
     groups += [[i] for i in range(len(specs)) if i not in set(fresh)]
@@ -563,5 +570,6 @@ def train_many(
             (i,) = grp
             results[i] = train_run(dict(specs[i]), get(name), out_dirs[i], device=device,
                                    init_state=init_states[i], checkpoint_every_s=checkpoint_every_s, log=log,
-                                   keep_checkpoint=keep_checkpoint)
+                                   keep_checkpoint=keep_checkpoint, autocast=autocast,
+                                   channels_last=channels_last)
     return results  # type: ignore[return-value]

@@ -23,6 +23,8 @@ rule train:
         spec=lambda wc: RUNS[wc.run],
         device=config["device"],
         checkpoint_every_s=config["checkpoint_every_s"],
+        autocast=config["autocast"],
+        channels_last=config["channels_last"],
     script:
         "../scripts/train.py"
 
@@ -54,5 +56,7 @@ for _pack, _ids in PACKS.items():
             specs=[RUNS[r] for r in _ids],
             device=config["device"],
             checkpoint_every_s=config["checkpoint_every_s"],
+        autocast=config["autocast"],
+        channels_last=config["channels_last"],
         script:
             "../scripts/train_pack.py"

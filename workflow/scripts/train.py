@@ -18,5 +18,7 @@ train_run(
     device=device,
     init_state=init,
     checkpoint_every_s=snakemake.params.checkpoint_every_s,
+    autocast=snakemake.params.autocast,
+    channels_last=snakemake.params.channels_last,
     log=log.info,
 )

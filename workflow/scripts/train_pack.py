@@ -40,6 +40,8 @@ train_many(
     device=device,
     init_states=inits,
     checkpoint_every_s=snakemake.params.checkpoint_every_s,
+    autocast=snakemake.params.autocast,
+    channels_last=snakemake.params.channels_last,
     log=log.info,
     keep_checkpoint=True,
 )
