@@ -56,7 +56,7 @@ for _pack, _ids in PACKS.items():
             specs=[RUNS[r] for r in _ids],
             device=config["device"],
             checkpoint_every_s=config["checkpoint_every_s"],
-        autocast=config["autocast"],
-        channels_last=config["channels_last"],
+            autocast=config["autocast"],
+            channels_last=config["channels_last"],
         script:
             "../scripts/train_pack.py"
