@@ -107,6 +107,25 @@ def batch_stat_eval(model: nn.Module):
         model.train(was)
 
 
+def update_stop_reason(state: dict, spec: dict, row: dict) -> None:
+    """After an evaluation ``row``: set ``state["stop_reason"]`` to ``diverged`` (non-finite
+    training loss), ``train_acc`` (``stop_train_acc`` reached) or ``patience`` (no relative
+    improvement of ``min_delta`` in the training loss for ``patience`` evaluations), keeping
+    the best loss and the count of evaluations without improvement in ``state``."""
+    if not math.isfinite(row["train_loss"]):
+        state["stop_reason"] = "diverged"
+        return
+    if spec["stop_train_acc"] is not None and row["train_acc"] >= spec["stop_train_acc"]:
+        state["stop_reason"] = "train_acc"
+    if spec["patience"] is not None:
+        if row["train_loss"] < state["best"] * (1 - spec["min_delta"]):
+            state["best"], state["bad_evals"] = row["train_loss"], 0
+        else:
+            state["bad_evals"] += 1
+            if state["bad_evals"] >= spec["patience"]:
+                state["stop_reason"] = "patience"
+
+
 #: training-step autocast dtypes by config name
 AUTOCAST = {"none": None, "bf16": torch.bfloat16}
 
@@ -339,18 +358,9 @@ def train_run(
                 break
         if is_eval:
             row = record(step, lr)
-            if not math.isfinite(row["train_loss"]):
-                state["stop_reason"] = "diverged"
+            update_stop_reason(state, spec, row)
+            if state["stop_reason"] == "diverged":
                 break
-            if spec["stop_train_acc"] is not None and row["train_acc"] >= spec["stop_train_acc"]:
-                state["stop_reason"] = "train_acc"
-            if spec["patience"] is not None:
-                if row["train_loss"] < state["best"] * (1 - spec["min_delta"]):
-                    state["best"], state["bad_evals"] = row["train_loss"], 0
-                else:
-                    state["bad_evals"] += 1
-                    if state["bad_evals"] >= spec["patience"]:
-                        state["stop_reason"] = "patience"
         if on_step is not None:
             on_step(step)
         if checkpoint_every_s is not None and time.perf_counter() - last_ckpt >= checkpoint_every_s:

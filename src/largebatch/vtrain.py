@@ -70,6 +70,7 @@ from .train import (
     evaluate,
     state_fingerprint,
     train_run,
+    update_stop_reason,
     weight_distance,
     write_history,
 )
@@ -444,21 +445,8 @@ def train_group(
             for pos, i in enumerate(active):
                 if pos in stopped:
                     continue
-                st, sp = runs[i].state, runs[i].spec
-                row = record(pos, step, lrs[pos])
-                if not math.isfinite(row["train_loss"]):
-                    st["stop_reason"] = "diverged"
-                    stopped.append(pos)
-                    continue
-                if sp["stop_train_acc"] is not None and row["train_acc"] >= sp["stop_train_acc"]:
-                    st["stop_reason"] = "train_acc"
-                if sp["patience"] is not None:
-                    if row["train_loss"] < st["best"] * (1 - sp["min_delta"]):
-                        st["best"], st["bad_evals"] = row["train_loss"], 0
-                    else:
-                        st["bad_evals"] += 1
-                        if st["bad_evals"] >= sp["patience"]:
-                            st["stop_reason"] = "patience"
+                st = runs[i].state
+                update_stop_reason(st, runs[i].spec, record(pos, step, lrs[pos]))
                 if st["stop_reason"] is not None:
                     stopped.append(pos)
         if step == total:
