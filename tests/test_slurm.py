@@ -50,6 +50,10 @@ def test_tiny_scale_through_slurm_builds_the_report(cluster, tmp_path):
     with open(JOBCOMP) as f:
         f.seek(offset)
         records = [line for line in f if "JobId=" in line]
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "slurm-jobcomp.log").write_text(f"tiny scale through SLURM: {time.time() - t0:.0f} s, "
+                                                  f"{n_train} training jobs\n" + "".join(records))
     states = [re.search(r"JobState=(\S+)", r).group(1) for r in records]
     assert len(states) >= n_train and set(states) == {"COMPLETED"}, records[-5:]
     # the submitted sbatch calls: training jobs request the GPU, the report is not a cluster job
