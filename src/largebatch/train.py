@@ -126,6 +126,13 @@ def update_stop_reason(state: dict, spec: dict, row: dict) -> None:
                 state["stop_reason"] = "patience"
 
 
+def job_options(params, log: Callable[[str], None]) -> dict:
+    """The keyword arguments a Snakemake training job passes to ``train_run`` / ``train_many``
+    from its rule's params (config keys checkpoint_every_s, autocast, channels_last)."""
+    return {"checkpoint_every_s": params.checkpoint_every_s, "autocast": params.autocast,
+            "channels_last": params.channels_last, "log": log}
+
+
 #: training-step autocast dtypes by config name
 AUTOCAST = {"none": None, "bf16": torch.bfloat16}
 

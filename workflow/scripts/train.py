@@ -4,7 +4,7 @@ import torch
 
 from largebatch.data import load_dataset
 from largebatch.logs import job_logger
-from largebatch.train import load_weights, resolve_device, train_run
+from largebatch.train import job_options, load_weights, resolve_device, train_run
 
 log = job_logger(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -17,8 +17,5 @@ train_run(
     snakemake.output.metrics.rsplit("/", 1)[0],
     device=device,
     init_state=init,
-    checkpoint_every_s=snakemake.params.checkpoint_every_s,
-    autocast=snakemake.params.autocast,
-    channels_last=snakemake.params.channels_last,
-    log=log.info,
+    **job_options(snakemake.params, log.info),
 )

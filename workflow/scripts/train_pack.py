@@ -13,7 +13,7 @@ import torch
 
 from largebatch.data import load_dataset
 from largebatch.logs import job_logger
-from largebatch.train import load_weights, resolve_device
+from largebatch.train import job_options, load_weights, resolve_device
 from largebatch.vtrain import train_many
 
 log = job_logger(snakemake.log[0])
@@ -39,9 +39,6 @@ train_many(
     [f"results/runs/{run}" for run in snakemake.params.runs],
     device=device,
     init_states=inits,
-    checkpoint_every_s=snakemake.params.checkpoint_every_s,
-    autocast=snakemake.params.autocast,
-    channels_last=snakemake.params.channels_last,
-    log=log.info,
     keep_checkpoint=True,
+    **job_options(snakemake.params, log.info),
 )
