@@ -156,13 +156,12 @@ def augment_image(
        padded[n, :, dy[n] + i, dx[n] + j]``.  Skipped when ``crop_padding == 0``.
     2. horizontal flip of the cropped sample with probability 0.5 per sample.
        Skipped when ``flip`` is false.
-
-    Crop and flip are computed together as one ``gather`` from the unpadded batch.
     3. cutout (DeVries & Taylor, 2017): one square hole of side ``cutout``, centre
        ``(cy, cx)`` uniform over the image pixels, rows ``[cy - cutout // 2,
        cy - cutout // 2 + cutout)`` and likewise for columns, clipped at the
        border, is set to zero in every channel.  Skipped when ``cutout == 0``.
 
+    Crop and flip are computed together as one ``gather`` from the unpadded batch.
     Works for any dtype (zeros are the fill value) and keeps shape, dtype and device.
     """
     _check_generator(g)

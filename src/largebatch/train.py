@@ -185,6 +185,111 @@ def _make_optimizer(spec: dict, model: nn.Module) -> torch.optim.Optimizer:
                            weight_decay=spec["weight_decay"], foreach=True)
 
 
+class RunSetup:
+    """What one run needs before its first step, built as ``train_run`` always has: the
+    budget, then (in this order of random draws) the model from ``torch.manual_seed(seed)``
+    or ``init_state``, its starting weights ``w0``, the optimiser, the data-order generator
+    (``data_seed`` or ``seed``), and the dropout stream ``seed + 1_000_003``.  Vectorised
+    stacks (``vtrain``) build their runs with it too."""
+
+    def __init__(self, spec: dict, data: Dataset, out_dir: str | os.PathLike, device: torch.device,
+                 init_state: dict | None = None, channels_last: bool = False):
+        self.spec = spec = normalize(spec)
+        self.rid = rid = run_id(spec)
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        n = data.n_train
+        self.B = B = spec["batch_size"]
+        if B > n:
+            raise ValueError(f"run {rid}: batch_size = {B} is larger than the training set ({n} samples)")
+        self.steps_per_epoch = n // B
+        self.total = spec["steps"] if spec["steps"] is not None else max(
+            1, int(round(spec["epochs"] * self.steps_per_epoch)))
+        self.evals = eval_steps(self.total, spec["eval_every"] or self.steps_per_epoch, spec["log_points"])
+
+        torch.manual_seed(spec["seed"])
+        self.model = build_model(spec, data.input_shape, data.num_classes).to(device)
+        if init_state is not None:
+            self.model.load_state_dict(init_state)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.w0 = _param_vector(self.model)
+        self.opt = _make_optimizer(spec, self.model)
+        self.g = torch.Generator(device=data.x_train.device)
+        self.g.manual_seed(spec["data_seed"] if spec["data_seed"] is not None else spec["seed"])
+        torch.manual_seed(spec["seed"] + 1_000_003)  # dropout stream, separate from the init stream
+
+        self.augment = None
+        if spec["augment"] != "none" or spec["multiplicity"] > 1:
+            from .augment import batch_augment, get_augmenter
+
+            aug_fn = get_augmenter(spec["augment"])
+            self.augment = lambda xb, yb: batch_augment(xb, yb, spec["multiplicity"], aug_fn, self.g)
+        n_eval = min(spec["eval_train_samples"] or n, n)
+        self.x_eval, self.y_eval = data.x_train[:n_eval], data.y_train[:n_eval]
+        self.inputs_id = {"data": data.checksum, "init": state_fingerprint(init_state)}  # checkpoint identity
+        self.state = {"step": 0, "perm": None, "pos": 0, "history": [], "best": math.inf, "bad_evals": 0,
+                      "elapsed": 0.0, "loss_sum": 0.0, "loss_count": 0, "stop_reason": None}
+
+    def record(self, data: Dataset, step: int, lr: float, wall: float) -> dict:
+        """Evaluate the run's model now and append the history row (mean mini-batch loss since
+        the last row, ||w - w0||, ``wall`` seconds so far)."""
+        spec, state = self.spec, self.state
+        tr_loss, tr_acc = evaluate(self.model, self.x_eval, self.y_eval, spec["eval_batch"], spec["eval_bn"])
+        te_loss, te_acc = evaluate(self.model, data.x_test, data.y_test, spec["eval_batch"], spec["eval_bn"])
+        row = {
+            "step": step, "epoch": step / self.steps_per_epoch, "lr": lr, "samples": step * self.B,
+            "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc,
+            "batch_loss": state["loss_sum"] / state["loss_count"] if state["loss_count"] else float("nan"),
+            "w_dist": weight_distance(self.model, self.w0), "wall_s": wall,
+        }
+        state["loss_sum"], state["loss_count"] = 0.0, 0
+        state["history"].append(row)
+        return row
+
+    def checkpoint(self, state: dict, torch_rng: torch.Tensor, loss_acc: torch.Tensor, device: torch.device) -> None:
+        """Write ``checkpoint.pt`` (``state`` with its permutation on the CPU)."""
+        st = dict(state)
+        st["perm"] = state["perm"].cpu() if state["perm"] is not None else None
+        _atomic_torch_save({
+            "run_id": self.rid, "inputs": self.inputs_id, "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(), "w0": [t.cpu() for t in self.w0],
+            "generator": self.g.get_state(), "torch_rng": torch_rng,
+            "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None, "state": st,
+            "loss_acc": loss_acc.detach().cpu(),
+        }, self.out / "checkpoint.pt")
+
+    def write_outputs(self, steps: int, wall: float, device: torch.device, execution: dict) -> dict:
+        """Write spec.json, history.csv, model.pt and metrics.json; return the metrics."""
+        spec, state, hist = self.spec, self.state, self.state["history"]
+        last = hist[-1]
+        metrics = {
+            "run": self.rid,
+            "status": "diverged" if state["stop_reason"] == "diverged" else "ok",
+            "stop_reason": state["stop_reason"] or "budget",
+            "steps": steps,
+            "epochs": steps / self.steps_per_epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "batch_size": self.B,
+            "lr_peak": effective_lr(spec),
+            "train_loss": last["train_loss"],
+            "train_acc": last["train_acc"],
+            "test_loss": last["test_loss"],
+            "test_acc": last["test_acc"],
+            "best_test_acc": max((r["test_acc"] for r in hist), default=float("nan")),
+            "w_dist": last["w_dist"],
+            "wall_s": wall,
+            "steps_per_s": steps / wall if wall > 0 else float("nan"),
+            "device": str(device),
+            "execution": execution,
+        }
+        _atomic_write_text(self.out / "spec.json", json.dumps({"run": self.rid, **spec}, indent=2, sort_keys=True))
+        write_history(hist, self.out / "history.csv")
+        _atomic_torch_save(self.model.state_dict(), self.out / "model.pt")
+        _atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=True))
+        return metrics
+
+
 def train_run(
     spec: dict,
     data: Dataset,
@@ -212,61 +317,25 @@ def train_run(
     """
     if autocast not in AUTOCAST:
         raise ValueError(f"autocast = {autocast!r}; choose one of {sorted(AUTOCAST)}")
-    spec = normalize(spec)
-    rid = run_id(spec)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     n = data.n_train
-    B = spec["batch_size"]
-    if B > n:
-        raise ValueError(f"run {rid}: batch_size = {B} is larger than the training set ({n} samples)")
-    steps_per_epoch = n // B
-    total = spec["steps"] if spec["steps"] is not None else max(1, int(round(spec["epochs"] * steps_per_epoch)))
-    every = spec["eval_every"] or steps_per_epoch
-    evals = eval_steps(total, every, spec["log_points"])
-
-    torch.manual_seed(spec["seed"])
-    model = build_model(spec, data.input_shape, data.num_classes).to(device)
-    if init_state is not None:
-        model.load_state_dict(init_state)
     images = channels_last and len(data.input_shape) == 3  # (C, H, W) samples
-    if images:
-        model = model.to(memory_format=torch.channels_last)
+    run = RunSetup(spec, data, out_dir, device, init_state, channels_last=images)
+    spec, rid, out, model, opt, g, state = run.spec, run.rid, run.out, run.model, run.opt, run.g, run.state
+    B, steps_per_epoch, total, evals, augment = run.B, run.steps_per_epoch, run.total, run.evals, run.augment
     amp = torch.autocast(device.type, dtype=AUTOCAST[autocast]) if AUTOCAST[autocast] else contextlib.nullcontext()
-    w0 = _param_vector(model)
-    opt = _make_optimizer(spec, model)
-    g = torch.Generator(device=data.x_train.device)
-    g.manual_seed(spec["data_seed"] if spec["data_seed"] is not None else spec["seed"])
-    torch.manual_seed(spec["seed"] + 1_000_003)  # dropout stream, separate from the init stream
-
-    augment = None
-    if spec["augment"] != "none" or spec["multiplicity"] > 1:
-        from .augment import batch_augment, get_augmenter
-
-        aug_fn = get_augmenter(spec["augment"])
-
-        def augment(xb, yb):
-            return batch_augment(xb, yb, spec["multiplicity"], aug_fn, g)
-
-    n_eval_train = min(spec["eval_train_samples"] or n, n)
-    x_eval_tr, y_eval_tr = data.x_train[:n_eval_train], data.y_train[:n_eval_train]
-
-    state = {"step": 0, "perm": None, "pos": 0, "history": [], "best": math.inf, "bad_evals": 0,
-             "elapsed": 0.0, "loss_sum": 0.0, "loss_count": 0, "stop_reason": None}
     loss_acc = torch.zeros((), device=device)  # mini-batch losses since the last flush
-    inputs_id = {"data": data.checksum, "init": state_fingerprint(init_state)}
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         try:
             ck = torch.load(ckpt_path, map_location=device, weights_only=True)
             if ck.get("run_id") != rid:
                 raise CheckpointError(f"{ckpt_path} belongs to run {ck.get('run_id')!r}, not {rid!r}")
-            if ck.get("inputs") != inputs_id:
+            if ck.get("inputs") != run.inputs_id:
                 raise _StaleCheckpoint
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
-            w0 = [t.to(device) for t in ck["w0"]]
+            run.w0 = [t.to(device) for t in ck["w0"]]
             g.set_state(ck["generator"])
             torch.set_rng_state(ck["torch_rng"])
             if device.type == "cuda" and ck.get("cuda_rng") is not None:
@@ -289,27 +358,10 @@ def train_run(
             ) from err
 
     def save_checkpoint():
-        st = dict(state)
-        st["perm"] = state["perm"].cpu() if state["perm"] is not None else None
-        _atomic_torch_save({
-            "run_id": rid, "inputs": inputs_id, "model": model.state_dict(), "optimizer": opt.state_dict(), "w0": [t.cpu() for t in w0],
-            "generator": g.get_state(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None, "state": st,
-            "loss_acc": loss_acc.detach().cpu(),
-        }, ckpt_path)
+        run.checkpoint(state, torch.get_rng_state(), loss_acc, device)
 
     def record(step: int, lr: float) -> dict:
-        tr_loss, tr_acc = evaluate(model, x_eval_tr, y_eval_tr, spec["eval_batch"], spec["eval_bn"])
-        te_loss, te_acc = evaluate(model, data.x_test, data.y_test, spec["eval_batch"], spec["eval_bn"])
-        row = {
-            "step": step, "epoch": step / steps_per_epoch, "lr": lr, "samples": step * B,
-            "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc,
-            "batch_loss": state["loss_sum"] / state["loss_count"] if state["loss_count"] else float("nan"),
-            "w_dist": weight_distance(model, w0), "wall_s": state["elapsed"] + (time.perf_counter() - t_start),
-        }
-        state["loss_sum"], state["loss_count"] = 0.0, 0
-        state["history"].append(row)
-        return row
+        return run.record(data, step, lr, state["elapsed"] + (time.perf_counter() - t_start))
 
     t_start = time.perf_counter()
     last_ckpt = time.perf_counter()
@@ -377,33 +429,7 @@ def train_run(
             last_ckpt = time.perf_counter()
 
     wall = state["elapsed"] + (time.perf_counter() - t_start)
-    hist = state["history"]
-    last = hist[-1]
-    diverged = state["stop_reason"] == "diverged"
-    metrics = {
-        "run": rid,
-        "status": "diverged" if diverged else "ok",
-        "stop_reason": state["stop_reason"] or "budget",
-        "steps": state["step"],
-        "epochs": state["step"] / steps_per_epoch,
-        "steps_per_epoch": steps_per_epoch,
-        "batch_size": B,
-        "lr_peak": effective_lr(spec),
-        "train_loss": last["train_loss"],
-        "train_acc": last["train_acc"],
-        "test_loss": last["test_loss"],
-        "test_acc": last["test_acc"],
-        "best_test_acc": max((r["test_acc"] for r in hist), default=float("nan")),
-        "w_dist": last["w_dist"],
-        "wall_s": wall,
-        "steps_per_s": state["step"] / wall if wall > 0 else float("nan"),
-        "device": str(device),
-        "execution": {"autocast": autocast, "channels_last": bool(images)},
-    }
-    _atomic_write_text(out / "spec.json", json.dumps({"run": rid, **spec}, indent=2, sort_keys=True))
-    write_history(hist, out / "history.csv")
-    _atomic_torch_save(model.state_dict(), out / "model.pt")
-    _atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=True))
+    metrics = run.write_outputs(state["step"], wall, device, {"autocast": autocast, "channels_last": images})
     if keep_checkpoint:
         state["elapsed"] = wall
         t_start = time.perf_counter()

@@ -45,7 +45,6 @@ BatchNorm (its running statistics are buffers too).
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import time
@@ -60,20 +59,8 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .data import Dataset
 from .models import build_model
-from .spec import canonical_json, effective_lr, lr_at, normalize, run_id
-from .train import (
-    _atomic_torch_save,
-    _atomic_write_text,
-    _make_optimizer,
-    _param_vector,
-    eval_steps,
-    evaluate,
-    state_fingerprint,
-    train_run,
-    update_stop_reason,
-    weight_distance,
-    write_history,
-)
+from .spec import canonical_json, lr_at, normalize, run_id
+from .train import RunSetup, train_run, update_stop_reason
 
 #: Spec keys that may differ between the runs of one stack.
 FREE_KEYS = frozenset({
@@ -239,43 +226,13 @@ def _fill_optimizer(opt: torch.optim.Optimizer, model: nn.Module, tensors: dict,
                 opt.state[p] = {"momentum_buffer": tensors["momentum_buffer"][n].clone()}
 
 
-class _Run:
-    """Everything train_run keeps for one run, outside the stack."""
+class _Run(RunSetup):
+    """``train_run``'s setup of one run (``RunSetup``), plus the global random state it leaves
+    (what ``train_run`` would checkpoint; a stack draws nothing from it: no dropout)."""
 
     def __init__(self, spec: dict, data: Dataset, out_dir, device, init_state):
-        self.spec = spec = normalize(spec)
-        self.rid = run_id(spec)
-        self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        n = data.n_train
-        self.B = B = spec["batch_size"]
-        if B > n:
-            raise ValueError(f"run {self.rid}: batch_size = {B} is larger than the training set ({n} samples)")
-        self.steps_per_epoch = n // B
-        self.total = spec["steps"] if spec["steps"] is not None else max(
-            1, int(round(spec["epochs"] * self.steps_per_epoch)))
-        self.evals = eval_steps(self.total, spec["eval_every"] or self.steps_per_epoch, spec["log_points"])
-        torch.manual_seed(spec["seed"])
-        self.model = build_model(spec, data.input_shape, data.num_classes).to(device)
-        if init_state is not None:
-            self.model.load_state_dict(init_state)
-        self.w0 = _param_vector(self.model)
-        self.inputs_id = {"data": data.checksum, "init": state_fingerprint(init_state)}  # as train_run
-        self.opt = _make_optimizer(spec, self.model)
-        self.g = torch.Generator(device=data.x_train.device)
-        self.g.manual_seed(spec["data_seed"] if spec["data_seed"] is not None else spec["seed"])
-        torch.manual_seed(spec["seed"] + 1_000_003)  # dropout stream of train_run (unused: no dropout)
+        super().__init__(spec, data, out_dir, device, init_state)
         self.torch_rng = torch.get_rng_state()
-        self.augment = None
-        if spec["augment"] != "none" or spec["multiplicity"] > 1:
-            from .augment import batch_augment, get_augmenter
-
-            aug_fn = get_augmenter(spec["augment"])
-            self.augment = lambda xb, yb: batch_augment(xb, yb, spec["multiplicity"], aug_fn, self.g)
-        n_eval = min(spec["eval_train_samples"] or n, n)
-        self.x_eval, self.y_eval = data.x_train[:n_eval], data.y_train[:n_eval]
-        self.state = {"step": 0, "perm": None, "pos": 0, "history": [], "best": math.inf, "bad_evals": 0,
-                      "elapsed": 0.0, "loss_sum": 0.0, "loss_count": 0, "stop_reason": None}
 
 
 def train_group(
@@ -336,58 +293,24 @@ def train_group(
     def record(pos: int, step: int, lr: float) -> dict:
         run = runs[active[pos]]
         _sync_module(stack, pos, run.model)
-        sp, st = run.spec, run.state
-        tr_loss, tr_acc = evaluate(run.model, run.x_eval, run.y_eval, sp["eval_batch"], sp["eval_bn"])
-        te_loss, te_acc = evaluate(run.model, data.x_test, data.y_test, sp["eval_batch"], sp["eval_bn"])
-        row = {
-            "step": step, "epoch": step / spe, "lr": lr, "samples": step * B,
-            "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc,
-            "batch_loss": st["loss_sum"] / st["loss_count"] if st["loss_count"] else float("nan"),
-            "w_dist": weight_distance(run.model, run.w0), "wall_s": tick(),
-        }
-        st["loss_sum"], st["loss_count"] = 0.0, 0
-        st["history"].append(row)
-        return row
+        return run.record(data, step, lr, tick())
 
     def checkpoint(pos: int, step: int) -> None:
         run = runs[active[pos]]
         opt_tensors = _sync_module(stack, pos, run.model)
         _fill_optimizer(run.opt, run.model, opt_tensors, step)
-        st = dict(run.state)
-        st["step"] = step
-        st["elapsed"] = tick()
-        st["perm"] = perms[pos].cpu() if perms is not None else None
-        st["pos"] = batch_pos
-        _atomic_torch_save({
-            "run_id": run.rid, "inputs": run.inputs_id, "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
-            "w0": [t.cpu() for t in run.w0], "generator": run.g.get_state(), "torch_rng": run.torch_rng,
-            "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None, "state": st,
-            "loss_acc": loss_acc[pos].detach().cpu(),
-        }, run.out / "checkpoint.pt")
+        st = {**run.state, "step": step, "elapsed": tick(), "pos": batch_pos,
+              "perm": perms[pos] if perms is not None else None}
+        run.checkpoint(st, run.torch_rng, loss_acc[pos], device)
 
     def finish(pos: int, step: int) -> None:
         """Write run `pos`'s outputs exactly as train_run does."""
         i = active[pos]
         run = runs[i]
         _sync_module(stack, pos, run.model)
-        st, hist = run.state, run.state["history"]
         wall = tick()
-        last = hist[-1]
-        diverged = st["stop_reason"] == "diverged"
-        metrics = {
-            "run": run.rid, "status": "diverged" if diverged else "ok",
-            "stop_reason": st["stop_reason"] or "budget", "steps": step, "epochs": step / spe,
-            "steps_per_epoch": spe, "batch_size": B, "lr_peak": effective_lr(run.spec),
-            "train_loss": last["train_loss"], "train_acc": last["train_acc"], "test_loss": last["test_loss"],
-            "test_acc": last["test_acc"], "best_test_acc": max((r["test_acc"] for r in hist), default=float("nan")),
-            "w_dist": last["w_dist"], "wall_s": wall, "steps_per_s": step / wall if wall > 0 else float("nan"),
-            "device": str(device),
-            "execution": {"autocast": "none", "channels_last": False},  # stacks run without either
-        }
-        _atomic_write_text(run.out / "spec.json", json.dumps({"run": run.rid, **run.spec}, indent=2, sort_keys=True))
-        write_history(hist, run.out / "history.csv")
-        _atomic_torch_save(run.model.state_dict(), run.out / "model.pt")
-        _atomic_write_text(run.out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=True))
+        # stacks run without autocast or channels_last (train_many trains such runs one by one)
+        metrics = run.write_outputs(step, wall, device, {"autocast": "none", "channels_last": False})
         ckpt = run.out / "checkpoint.pt"
         if keep_checkpoint:
             checkpoint(pos, step)

@@ -5,7 +5,6 @@ import sys
 # `pip install -e .`; conda envs install it with envs/largebatch.post-deploy.sh).
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
-import re
 
 from largebatch.experiments import ConfigError, build_registry, packs_of, scale_block
 

@@ -9,6 +9,8 @@ finished runs' outputs from their checkpoints instead of training them again (an
 interrupted runs from their last periodic checkpoint).
 """
 
+import functools
+
 import torch
 
 from largebatch.data import load_dataset
@@ -19,20 +21,11 @@ from largebatch.vtrain import train_many
 log = job_logger(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = resolve_device(snakemake.params.device)
-datasets = {}
-
-
-def dataset(name):
-    if name not in datasets:
-        datasets[name] = load_dataset(f"results/data/{name}.pt", device)
-    return datasets[name]
-
-
+# each dataset and each starting point is read once, however many runs use it
+dataset = functools.cache(lambda name: load_dataset(f"results/data/{name}.pt", device))
+weights = functools.cache(lambda run: load_weights(f"results/runs/{run}/model.pt", device))
 specs = [dict(spec) for spec in snakemake.params.specs]
-inits = [
-    load_weights(f"results/runs/{spec['init_from']}/model.pt", device) if spec["init_from"] else None
-    for spec in specs
-]
+inits = [weights(spec["init_from"]) if spec["init_from"] else None for spec in specs]
 train_many(
     specs,
     dataset,
