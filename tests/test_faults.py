@@ -75,7 +75,7 @@ def test_hostile_strings_are_escaped_in_the_report(tmp_path):
     from matplotlib import pyplot as plt
 
     from largebatch.report import Section, build_report
-    from largebatch.stats import claim_row
+    from largebatch.stats import claim_row, decide
 
     from conftest import REPO
 
@@ -85,7 +85,8 @@ def test_hostile_strings_are_escaped_in_the_report(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([0, 1])
     sec.figure("f", fig, "<img src=x onerror=alert(1)>")
-    sec.claims([claim_row("E1", "<script>x</script>", "m", "1", "2", "inconclusive", "t")])
+    sec.claims([claim_row("E1", "<script>x</script>", "m", decide([1, 2], [1, 3], "greater", 0.0),
+                          rule="<script>r</script>", paper="<script>p</script>")])
     path = sec.save()
     out = build_report([str(path)], tmp_path / "r.html", {"scale": "<script>cfg</script>"},
                        template_dir=REPO / "report")

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..stats import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
-
-CLAIM_COLUMNS = ["id", "claim", "metric", "ours", "paper", "verdict", "test"]
+from ..stats import CLAIM_COLUMNS, VERDICTS, finalize_claims
 
 
 def load_runs(rows: list[dict], root: str = "results/runs") -> pd.DataFrame:
@@ -84,13 +82,15 @@ class Section:
         return path
 
     def claims(self, rows: list[dict]) -> Path:
+        """The paper's claims table: rows from ``stats.claim_row``. Holm-Bonferroni across the
+        rows, then each verdict (``stats.finalize_claims``); written to claims.csv."""
         for r in rows:
             missing = set(CLAIM_COLUMNS) - set(r)
             if missing:
-                raise ValueError(f"claim {r.get('id')!r} lacks {sorted(missing)}")
-            if r["verdict"] not in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE):
+                raise ValueError(f"claim {r.get('id')!r} lacks {sorted(missing)}; build it with largebatch.stats.claim_row")
+            if r["verdict"] not in VERDICTS:
                 raise ValueError(f"claim {r['id']!r}: verdict {r['verdict']!r} is not allowed")
-        self._claims = [{c: r[c] for c in CLAIM_COLUMNS} for r in rows]
+        self._claims = [{c: r[c] for c in CLAIM_COLUMNS} for r in finalize_claims(rows)]
         path = self.outdir / "claims.csv"
         pd.DataFrame(self._claims, columns=CLAIM_COLUMNS).to_csv(path, index=False)
         return path
