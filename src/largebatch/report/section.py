@@ -72,13 +72,15 @@ class Section:
                            "caption": caption})
         return csv
 
-    def figure(self, name: str, fig, caption: str, dpi: int = 110) -> Path:
+    def figure(self, name: str, fig, caption: str, dpi: int = 110, alt: str | None = None) -> Path:
+        """A figure; ``alt``: what the figure shows, in words (the report's alt text)."""
         path = self.outdir / "figures" / f"{name}.png"
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         import matplotlib.pyplot as plt
 
         plt.close(fig)
-        self.items.append({"kind": "figure", "name": name, "png": self._rel(path), "caption": caption})
+        self.items.append({"kind": "figure", "name": name, "png": self._rel(path), "caption": caption,
+                           "alt": alt or caption})
         return path
 
     def claims(self, rows: list[dict]) -> Path:
