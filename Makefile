@@ -35,12 +35,14 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 # Debian packages for the browser check of the report and the local SLURM test (root + apt).
+# DPkg::Lock::Timeout: wait up to 10 min for another apt-get/dpkg to release its lock.
 system-deps:
 	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 	  echo "system-deps: needs root and apt-get; skipping (browser and SLURM tests will skip)"; exit 0; fi; \
 	need=""; command -v chromium >/dev/null || need="$$need chromium"; \
 	command -v slurmctld >/dev/null || need="$$need slurm-wlm munge"; \
-	if [ -n "$$need" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need; \
+	if [ -n "$$need" ]; then apt-get -o DPkg::Lock::Timeout=600 update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q $$need; \
 	else echo "system-deps: chromium and slurm already installed"; fi
 
 clean:

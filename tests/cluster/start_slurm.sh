@@ -38,8 +38,10 @@ fi
 if ! command -v slurmctld >/dev/null 2>&1; then
     log "installing slurm-wlm and munge with apt-get (a minute or two)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q slurm-wlm munge >/dev/null
+    # another apt-get/dpkg (e.g. a second install started at the same time) holds the dpkg
+    # lock: wait up to 10 min for it instead of failing with exit 100 "Could not get lock"
+    apt-get -o DPkg::Lock::Timeout=600 update -q
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q slurm-wlm munge >/dev/null
 fi
 
 # --- munge ------------------------------------------------------------------
