@@ -154,3 +154,71 @@ def _tiny_1d():
     g = torch.Generator().manual_seed(1)
     return Dataset(torch.randn(64, 1, 10, generator=g), torch.randint(0, 3, (64,), generator=g),
                    torch.randn(16, 1, 10, generator=g), torch.randint(0, 3, (16,), generator=g), 3, "sig")
+
+
+PROGRESS = r"^(\S+): step (\d+)/(\d+) epoch [\d.]+/[\d.]+ lr \S+ train loss \S+ acc \S+ test loss \S+ acc \S+ \| " \
+           r"(\?|[\d,]+) samples/s ETA (\?|\d+:\d\d:\d\d)$"
+
+
+def test_progress_line_per_evaluation_and_history_written_as_it_grows(tiny_data, tmp_path):
+    import re
+
+    spec = {**SPEC, "log_points": 6}
+    seen = {}
+
+    def check(step):  # mid-run: history.csv already holds every evaluation up to this step
+        seen[step] = pd.read_csv(tmp_path / "history.csv").step.tolist()
+
+    logs = []
+    m = train_run(spec, tiny_data, tmp_path, checkpoint_every_s=None, log=logs.append, on_step=check)
+    h = pd.read_csv(tmp_path / "history.csv")
+    evals = h.step.tolist()
+    assert len(evals) > 5 and evals[-1] == m["steps"]
+    for step, rows in seen.items():
+        assert rows == [s for s in evals if s <= step], step
+    lines = [re.match(PROGRESS, line) for line in logs]
+    progress = [x for x in lines if x]
+    assert len(progress) == len(evals) == len(logs) - 1  # one line per evaluation, then the summary
+    assert [int(x.group(2)) for x in progress] == evals
+    assert {x.group(1) for x in progress} == {m["run"]} and {int(x.group(3)) for x in progress} == {m["steps"]}
+    assert progress[0].group(4) == "?" and all(x.group(4) != "?" and x.group(5) != "?" for x in progress[1:])
+    assert progress[-1].group(5) == "0:00:00"
+
+
+def test_job_log_file_shows_progress_while_training(tiny_data, tmp_path):
+    import sys
+
+    from largebatch.logs import job_logger
+
+    hook = sys.excepthook
+    log = job_logger(str(tmp_path / "job.log"), name="largebatch.test_progress")
+    sizes = []
+    try:
+        m = train_run(SPEC, tiny_data, tmp_path / "run", checkpoint_every_s=None, log=log.info,
+                      on_step=lambda step: sizes.append(len((tmp_path / "job.log").read_text().splitlines())))
+    finally:
+        sys.excepthook = hook
+        for handler in log.handlers:
+            handler.close()
+    lines = (tmp_path / "job.log").read_text().splitlines()
+    n_evals = len(pd.read_csv(tmp_path / "run" / "history.csv"))
+    assert sum(f"{m['run']}: step " in line for line in lines) == n_evals
+    assert sizes[0] >= 1 and sizes[-1] == n_evals  # the file had the lines during the run, not only at its end
+
+
+def test_crashed_run_keeps_its_curve_and_resume_does_not_duplicate_rows(tiny_data, tmp_path):
+    ref = train_run(SPEC, tiny_data, tmp_path / "ref", checkpoint_every_s=None, log=lambda s: None)
+
+    def kill_at(step):
+        if step == 30:  # an evaluation step: its row is on disk, the last checkpoint (step 29) predates it
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_run(SPEC, tiny_data, tmp_path / "run", checkpoint_every_s=0.0, on_step=kill_at, log=lambda s: None)
+    kept = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert kept.step.tolist() == [0, 15, 30]
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["state"]["step"] == 29
+    train_run(SPEC, tiny_data, tmp_path / "run", checkpoint_every_s=0.0, log=lambda s: None)
+    h1 = pd.read_csv(tmp_path / "ref" / "history.csv").drop(columns="wall_s")
+    h2 = pd.read_csv(tmp_path / "run" / "history.csv").drop(columns="wall_s")
+    pd.testing.assert_frame_equal(h1, h2)

@@ -9,6 +9,7 @@ biases walk differently (the running means absorb most of it).
 """
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -213,3 +214,24 @@ def test_execution_options_train_one_run_at_a_time(tiny_data, tmp_path):
                      checkpoint_every_s=None, log=lines.append, autocast="bf16")
     assert all(m["execution"]["autocast"] == "bf16" for m in out)
     assert "0 in 0 vectorised stack(s)" in lines[0]
+
+
+def test_stack_logs_each_runs_progress_and_writes_history_as_it_grows(tiny_data, tmp_path):
+    from test_train import PROGRESS
+
+    specs = [{**BASE, "optimizer": "sgd", "lr": 0.05, "seed": s, "log_points": 5} for s in range(3)]
+    dirs = [tmp_path / f"v{i}" for i in range(3)]
+    seen = {}
+
+    def check(step):
+        seen[step] = [pd.read_csv(d / "history.csv").step.tolist() for d in dirs]
+
+    logs = []
+    got = train_group(specs, tiny_data, dirs, checkpoint_every_s=None, log=logs.append, on_step=check)
+    evals = pd.read_csv(dirs[0] / "history.csv").step.tolist()
+    assert len(evals) > 4
+    for step, rows in seen.items():
+        assert rows == [[s for s in evals if s <= step]] * 3, step
+    progress = [re.match(PROGRESS, line) for line in logs]
+    for m in got:  # one line per run per evaluation
+        assert [int(x.group(2)) for x in progress if x and x.group(1) == m["run"]] == evals

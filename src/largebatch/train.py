@@ -6,7 +6,10 @@ as tensors on the device, and writes into ``out_dir``:
 * ``spec.json``     the normalised spec (plus its run id)
 * ``history.csv``   one row per evaluation: step, epoch, lr, samples, train/test loss
                     and accuracy, mean mini-batch loss since the last row, ||w_t - w_0||
-                    over all trainable weights, wall time
+                    over all trainable weights, wall time; written as it grows (a row is
+                    appended after each evaluation), so a crashed or preempted run keeps
+                    its curve; a resumed run rewrites it from its checkpoint's rows (no
+                    duplicates)
 * ``metrics.json``  final numbers and ``status`` (ok | diverged) and ``stop_reason``
 * ``model.pt``      final weights (state_dict, loadable with weights_only=True)
 * ``checkpoint.pt`` while training (every ``checkpoint_every_s`` seconds); a rerun
@@ -14,6 +17,10 @@ as tensors on the device, and writes into ``out_dir``:
                     uninterrupted run; it is removed once the run has finished.
 
 A run whose loss becomes NaN/inf stops with status ``diverged``: that is a result.
+
+Progress: after every evaluation the ``log`` callable gets one line (``progress_line``): run
+id, step and epoch of the total, lr, train/test loss and accuracy, training samples per
+second (augmented copies included) and an ETA from the rate since training (re)started.
 """
 
 from __future__ import annotations
@@ -230,6 +237,38 @@ class RunSetup:
         self.inputs_id = {"data": data.checksum, "init": state_fingerprint(init_state)}  # checkpoint identity
         self.state = {"step": 0, "perm": None, "pos": 0, "history": [], "best": math.inf, "bad_evals": 0,
                       "elapsed": 0.0, "loss_sum": 0.0, "loss_count": 0, "stop_reason": None}
+        self.log: Callable[[str], None] | None = None  # progress: one line per evaluation
+        self._history_written = 0  # rows of state["history"] already in history.csv
+        self._clock: tuple[float, int] | None = None  # (perf_counter, step) when training (re)started
+
+    def start_clock(self, step: int) -> None:
+        """Training (re)starts at ``step`` now: samples/s and the ETA are measured from here."""
+        self._clock = (time.perf_counter(), step)
+
+    def flush_history(self) -> None:
+        """Bring history.csv up to date: append the rows written since the last flush, or
+        rewrite the whole file the first time (e.g. after resuming from a checkpoint, whose
+        rows replace any written after that checkpoint was taken)."""
+        hist, path = self.state["history"], self.out / "history.csv"
+        if 0 < self._history_written <= len(hist) and path.exists():
+            with open(path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=HISTORY_COLUMNS).writerows(hist[self._history_written:])
+        else:
+            write_history(hist, path)
+        self._history_written = len(hist)
+
+    def progress_line(self, row: dict) -> str:
+        """One line for the job's log after an evaluation (see the module docstring)."""
+        step, total = row["step"], self.total
+        rate = eta = "?"
+        if self._clock is not None and step > self._clock[1]:
+            seconds = time.perf_counter() - self._clock[0]
+            per_step = seconds / (step - self._clock[1])
+            rate = f"{self.B * self.spec['multiplicity'] / per_step:,.0f}"
+            eta = _hms(per_step * (total - step))
+        return (f"{self.rid}: step {step}/{total} epoch {row['epoch']:.2f}/{total / self.steps_per_epoch:.2f} "
+                f"lr {row['lr']:.4g} train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} "
+                f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | {rate} samples/s ETA {eta}")
 
     def record(self, data: Dataset, step: int, lr: float, wall: float) -> dict:
         """Evaluate the run's model now and append the history row (mean mini-batch loss since
@@ -245,6 +284,9 @@ class RunSetup:
         }
         state["loss_sum"], state["loss_count"] = 0.0, 0
         state["history"].append(row)
+        self.flush_history()
+        if self.log is not None:
+            self.log(self.progress_line(row))
         return row
 
     def checkpoint(self, state: dict, torch_rng: torch.Tensor, loss_acc: torch.Tensor, device: torch.device) -> None:
@@ -290,6 +332,11 @@ class RunSetup:
         return metrics
 
 
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 def train_run(
     spec: dict,
     data: Dataset,
@@ -321,6 +368,7 @@ def train_run(
     n = data.n_train
     images = channels_last and len(data.input_shape) == 3  # (C, H, W) samples
     run = RunSetup(spec, data, out_dir, device, init_state, channels_last=images)
+    run.log = log
     spec, rid, out, model, opt, g, state = run.spec, run.rid, run.out, run.model, run.opt, run.g, run.state
     B, steps_per_epoch, total, evals, augment = run.B, run.steps_per_epoch, run.total, run.evals, run.augment
     amp = torch.autocast(device.type, dtype=AUTOCAST[autocast]) if AUTOCAST[autocast] else contextlib.nullcontext()
@@ -344,6 +392,7 @@ def train_run(
             loss_acc.copy_(ck["loss_acc"])
             if state["perm"] is not None:
                 state["perm"] = state["perm"].to(data.x_train.device)
+            run.flush_history()  # the checkpoint's rows; drops any written after it was taken
             log(f"resumed {rid} from {ckpt_path} at step {state['step']}/{total}")
         except CheckpointError:
             raise
@@ -365,6 +414,7 @@ def train_run(
 
     t_start = time.perf_counter()
     last_ckpt = time.perf_counter()
+    run.start_clock(state["step"])
     if not state["history"]:
         record(0, lr_at(spec, 0, steps_per_epoch, total))
     x_all, y_all = data.x_train, data.y_train

@@ -19,8 +19,10 @@ What each run sees is what ``train.train_run`` would give it:
   ``train._make_optimizer`` (Adam or SGD with momentum/Nesterov/weight decay) written
   out on one flat (K x P) buffer, and per-run gradient clipping;
 * the same evaluation steps, ``evaluate`` / ``weight_distance`` on a real module holding
-  the run's weights, the same ``history.csv`` / ``metrics.json`` / ``spec.json`` /
-  ``model.pt`` and the same checkpoint format.
+  the run's weights, the same ``history.csv`` (written as it grows) / ``metrics.json`` /
+  ``spec.json`` / ``model.pt`` and the same checkpoint format;
+* the same progress line in the log after each evaluation (its samples/s are the run's own
+  samples per second of the stack's wall time; its ETA is the stack's).
 
 Results match sequential ``train_run`` to float32 rounding at the first steps (vmap uses
 batched matrix products, which round differently); over a run the differences grow as
@@ -265,6 +267,9 @@ def train_group(
             raise ValueError(f"train_group: run {run_id(s)} cannot be stacked: {why}")
     init_states = list(init_states) if init_states is not None else [None] * len(specs)
     runs = [_Run(s, data, o, device, i) for s, o, i in zip(specs, out_dirs, init_states)]
+    for r in runs:  # each run logs its progress line after each evaluation; rate and ETA are the stack's
+        r.log = log
+        r.start_clock(0)
     if len({r.rid for r in runs}) < len(runs):
         raise ValueError("train_group: the same run appears twice")
     r0 = runs[0]
