@@ -222,3 +222,36 @@ def test_crashed_run_keeps_its_curve_and_resume_does_not_duplicate_rows(tiny_dat
     h1 = pd.read_csv(tmp_path / "ref" / "history.csv").drop(columns="wall_s")
     h2 = pd.read_csv(tmp_path / "run" / "history.csv").drop(columns="wall_s")
     pd.testing.assert_frame_equal(h1, h2)
+
+
+def test_long_analyses_log_progress(caplog):
+    import logging
+
+    import torch.nn.functional as F
+
+    from largebatch.models import build_model
+    from largebatch.noise import gradient_noise_stats
+    from largebatch.sharpness import epsilon_sharpness, hessian_max_eigenvalue, parametric_curve
+
+    torch.manual_seed(0)
+    from largebatch.spec import normalize
+
+    model = build_model(normalize({"model": "mlp", "width": 8, "depth": 1, "norm": "none", "epochs": 1}), (1, 10), 3)
+    x, y = torch.randn(64, 1, 10), torch.randint(0, 3, (64,))
+    caplog.set_level(logging.INFO, logger="largebatch")
+
+    def lines(prefix):
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
+
+    epsilon_sharpness(model, F.cross_entropy, x, y, 1e-3, subspace_dim=5, max_iter=3)
+    its = lines("epsilon-sharpness (subspace p=5, eps 0.001): iteration")
+    assert 1 <= len(its) <= 3 and its[0].startswith("epsilon-sharpness (subspace p=5, eps 0.001): iteration 1/3")
+    assert all("ETA" in line for line in its)
+    hessian_max_eigenvalue(model, F.cross_entropy, x, y, iters=4, tol=0.0)
+    assert [line.split(":")[0] for line in lines("Hessian")] == [f"Hessian power iteration {i}/4" for i in (1, 2, 3, 4)]
+    parametric_curve(model, model.state_dict(), model.state_dict(), [0.0, 0.5, 1.0], lambda m: {})
+    assert len(lines("parametric plot point")) == 3
+    gradient_noise_stats(model, F.cross_entropy, x, y, 4, 16, n_estimates=20)
+    draws = lines("noise scale (b 4 vs 16): draw")
+    assert [line.split(",")[0].rsplit(" ", 1)[1] for line in draws] == [f"{k}/20" for k in range(2, 21, 2)]
+    assert draws[-1].endswith("ETA 0:00:00")

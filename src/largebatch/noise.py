@@ -66,11 +66,17 @@ are not touched because gradients are obtained with ``torch.autograd.grad``.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from typing import Callable
 
 import torch
 from torch import nn
+
+from .train import progress_eta
+
+_log = logging.getLogger(__name__)  # progress: INFO lines (a Snakemake job's logger writes them to its log)
 
 __all__ = [
     "gradient_noise_stats",
@@ -189,9 +195,11 @@ def gradient_noise_stats(
     inv_diff = 1.0 / b_small - 1.0 / b_big
     g2_estimates: list[float] = []
     trace_estimates: list[float] = []
+    t0 = time.perf_counter()
+    every = max(1, n_estimates // 10)  # about ten progress lines per measurement
     try:
         with torch.enable_grad():
-            for _ in range(n_estimates):
+            for k in range(n_estimates):
                 if pos + b_big > n:
                     perm = torch.randperm(n, generator=gen)
                     pos = 0
@@ -207,6 +215,12 @@ def gradient_noise_stats(
                 )
                 g2_estimates.append((b_big * norm_big - b_small * norm_small) / (b_big - b_small))
                 trace_estimates.append((norm_small - norm_big) / inv_diff)
+                if (k + 1) % every == 0 or k + 1 == n_estimates:
+                    g2_mean = sum(g2_estimates) / len(g2_estimates)
+                    running = sum(trace_estimates) / len(trace_estimates) / g2_mean if g2_mean > 0 else math.nan
+                    _log.info(f"noise scale (b {b_small} vs {b_big}): draw {k + 1}/{n_estimates}, "
+                              f"B_simple so far {running:.4g}, "
+                              f"{progress_eta(k + 1, n_estimates, time.perf_counter() - t0)}")
     finally:
         with torch.no_grad():
             for buf, saved in buffer_backup:

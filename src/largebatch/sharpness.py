@@ -35,12 +35,18 @@ for; put dropout layers in eval mode before calling.
 
 Only trainable parameters (``requires_grad=True``) are perturbed; frozen
 parameters and buffers stay at their values.
+
+Progress: each L-BFGS-B iteration, power iteration and parametric-plot point logs one
+INFO line to the ``largebatch.sharpness`` logger (elapsed time and ETA), which a
+Snakemake job's logger (``largebatch.logs.job_logger``) writes to the rule's log.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -49,6 +55,10 @@ import scipy.optimize
 import torch
 from torch import nn
 from torch.func import functional_call
+
+from .train import progress_eta
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "epsilon_sharpness",
@@ -355,8 +365,17 @@ def epsilon_sharpness(
         if not math.isfinite(f0):
             raise ValueError(f"training loss at x is not finite: {f0}")
         best = [f0]
+        what = f"epsilon-sharpness ({'full space' if a is None else f'subspace p={subspace_dim}'}, eps {epsilon:g})"
+        t0, done, n_evals = time.perf_counter(), [0], [1]
+
+        def progress(_xk) -> None:  # L-BFGS-B calls it after each iteration
+            done[0] += 1
+            _log.info(f"{what}: iteration {done[0]}/{int(max_iter)}, {n_evals[0]} loss evaluations, "
+                      f"loss {best[0]:.6g} (at x: {f0:.6g}), "
+                      f"{progress_eta(done[0], int(max_iter), time.perf_counter() - t0)}")
 
         def objective(y: np.ndarray) -> tuple[float, np.ndarray]:
+            n_evals[0] += 1
             if not y.any():
                 f, g = f0, g0
             else:
@@ -377,6 +396,7 @@ def epsilon_sharpness(
             method="L-BFGS-B",
             bounds=scipy.optimize.Bounds(lower, upper),
             options=options,
+            callback=progress,
         )
         return float((best[0] - f0) / (1.0 + f0) * 100.0)
 
@@ -421,9 +441,12 @@ def hessian_max_eigenvalue(
         v = (v / v.norm()).to(device=flat.device, dtype=flat.dtype)
         lam_prev: float | None = None
         lam = 0.0
-        for _ in range(int(iters)):
+        t0 = time.perf_counter()
+        for it in range(int(iters)):
             hv = _hvp(model, loss_fn, flat, x, v, inputs, targets, batch_size)
             lam = float(torch.dot(v.double(), hv.double()))
+            _log.info(f"Hessian power iteration {it + 1}/{int(iters)}: eigenvalue {lam:.6g}, "
+                      f"{progress_eta(it + 1, int(iters), time.perf_counter() - t0)}")
             norm = float(hv.double().norm())
             if norm == 0.0 or not math.isfinite(norm):
                 break
@@ -497,12 +520,16 @@ def parametric_curve(
                 for k, v in model.state_dict().items()}
     modes = {m: m.training for m in model.modules()}
     rows: list[dict[str, Any]] = []
+    alphas = list(alphas)
+    t0 = time.perf_counter()
     try:
         for alpha in alphas:
             alpha = float(alpha)
             model.load_state_dict(interpolate_state(state_sb, state_lb, alpha))
             metrics = evaluate(model)
             rows.append({"alpha": alpha, **metrics})
+            _log.info(f"parametric plot point {len(rows)}/{len(alphas)} (alpha {alpha:g}), "
+                      f"{progress_eta(len(rows), len(alphas), time.perf_counter() - t0)}")
             for m, mode in modes.items():
                 m.training = mode
     finally:

@@ -337,6 +337,13 @@ def _hms(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def progress_eta(done: int, total: int, seconds: float) -> str:
+    """``elapsed h:mm:ss, ETA h:mm:ss`` after ``done`` of ``total`` units took ``seconds``
+    (ETA at the mean rate so far; ``?`` before the first unit); long analyses log it."""
+    eta = _hms(seconds / done * (total - done)) if done > 0 else "?"
+    return f"elapsed {_hms(seconds)}, ETA {eta}"
+
+
 def train_run(
     spec: dict,
     data: Dataset,
