@@ -24,6 +24,7 @@ LR_SCALINGS = ("none", "linear", "sqrt")
 SCHEDULES = ("constant", "step", "cosine")
 NORMS = ("batch", "ghost", "none")
 EVAL_BN = ("running", "batch")
+MIN_DELTA_MODES = ("rel", "abs")  # as torch's ReduceLROnPlateau threshold_mode
 AUGMENTS = ("none", "mnist1d", "crop_flip", "crop_flip_cutout")
 
 #: Every key a spec may hold, with its default.  A key not listed here is an error.
@@ -59,7 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "epochs": None,  # exactly one of epochs / steps
     "steps": None,
     "patience": None,  # stop when the train loss has not improved for this many epochs
-    "min_delta": 1e-4,  # relative improvement that counts for `patience`
+    "min_delta": 1e-4,  # improvement of the train loss that counts for `patience` (see min_delta_mode)
+    "min_delta_mode": "rel",  # rel: loss < best * (1 - min_delta); abs: loss < best - min_delta
     "stop_train_acc": None,  # stop once train accuracy reaches this (SWAP phase 1)
     # evaluation
     "eval_every": None,  # steps between evaluations; None = once per epoch
@@ -113,6 +115,7 @@ def normalize(spec: dict) -> dict:
         ("norm", NORMS),
         ("eval_bn", EVAL_BN),
         ("augment", AUGMENTS),
+        ("min_delta_mode", MIN_DELTA_MODES),
     ):
         _check_choice(out, key, choices)
     if not isinstance(out["dataset"], str) or not out["dataset"]:

@@ -116,8 +116,9 @@ def batch_stat_eval(model: nn.Module):
 
 def update_stop_reason(state: dict, spec: dict, row: dict) -> None:
     """After an evaluation ``row``: set ``state["stop_reason"]`` to ``diverged`` (non-finite
-    training loss), ``train_acc`` (``stop_train_acc`` reached) or ``patience`` (no relative
-    improvement of ``min_delta`` in the training loss for ``patience`` evaluations), keeping
+    training loss), ``train_acc`` (``stop_train_acc`` reached) or ``patience`` (no improvement
+    of ``min_delta`` in the training loss for ``patience`` evaluations: relative, loss < best *
+    (1 - min_delta), or with ``min_delta_mode: abs`` absolute, loss < best - min_delta), keeping
     the best loss and the count of evaluations without improvement in ``state``."""
     if not math.isfinite(row["train_loss"]):
         state["stop_reason"] = "diverged"
@@ -125,7 +126,11 @@ def update_stop_reason(state: dict, spec: dict, row: dict) -> None:
     if spec["stop_train_acc"] is not None and row["train_acc"] >= spec["stop_train_acc"]:
         state["stop_reason"] = "train_acc"
     if spec["patience"] is not None:
-        if row["train_loss"] < state["best"] * (1 - spec["min_delta"]):
+        if spec.get("min_delta_mode", "rel") == "abs":
+            better = row["train_loss"] < state["best"] - spec["min_delta"]
+        else:
+            better = row["train_loss"] < state["best"] * (1 - spec["min_delta"])
+        if better:
             state["best"], state["bad_evals"] = row["train_loss"], 0
         else:
             state["bad_evals"] += 1
