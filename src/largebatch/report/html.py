@@ -1,8 +1,12 @@
 """Render every paper section into one self-contained HTML page.
 
-Figures are inlined as base64 PNG, tables as HTML produced by pandas (escaped), and
-every string from config or results goes through Jinja2's autoescaping, so the page
-needs no network and shows any `<script>` in a label as text.
+The page opens on a summary (verdict matrix, totals, one line per paper, how verdicts are
+decided); each section then shows, in this order, its summary, claims, evidence (numbered
+tables and figures), protocol and caveats; provenance and the bibliography close the page.
+Figures are inlined as base64 PNG, tables are rendered from their CSV with fixed decimals
+(long ones collapsed) and each CSV is embedded as a download, so the page needs no network
+and refers to no file the reader cannot open. Every string from config or results goes
+through Jinja2's autoescaping, so a ``<script>`` in a label shows as text.
 """
 
 from __future__ import annotations
@@ -10,121 +14,175 @@ from __future__ import annotations
 import base64
 import json
 import os
-import platform
-import subprocess
+import struct
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-PACKAGES = ["torch", "torchvision", "snakemake", "numpy", "scipy", "pandas", "seaborn", "matplotlib", "mnist1d",
-            "jupytext"]
+from ..stats import ALPHA
+from . import provenance as prov
+from .bibliography import PAPERS, REFERENCES, SOURCE_TAGS, cite
+from .fmt import DASH, as_bool, format_effect, format_p, format_table, format_text, numeric_columns
+from .summary import (SCALE_SCOPE, VERDICT_CLASS, check_unique_claims, claim_anchor, fragile, paper_lines, totals,
+                      verdict_rules)
+
+# kept importable from here (older callers)
+git_commit, hardware, versions, benchmark_summary = prov.git_commit, prov.hardware, prov.versions, prov.benchmark_summary
+
+#: tables with more rows than this are collapsed in a <details> element
+COLLAPSE_ROWS = 15
+#: figures are shown at this many CSS pixels per inch of the matplotlib figure
+CSS_PX_PER_INCH = 100
 
 
-def git_commit(cwd: str | os.PathLike = ".") -> str:
+def data_url(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a PNG from its IHDR chunk."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG file")
+    return struct.unpack(">II", data[16:24])
+
+
+def _alt(item: dict) -> str:
+    """The figure's alt text: its description, never just its file name."""
+    alt = (item.get("alt") or "").strip()
+    if not alt or alt in (item.get("name"), Path(item.get("png", "")).stem):
+        alt = item.get("caption") or ""
+    return format_text(alt)
+
+
+def _figure(item: dict, base: Path, number: str, anchor: str) -> dict:
+    data = (base / item["png"]).read_bytes()
+    width, height = png_size(data)
+    scale = CSS_PX_PER_INCH / float(item.get("dpi") or CSS_PX_PER_INCH)
+    return {**item, "number": number, "anchor": anchor, "src": data_url(data, "image/png"), "alt": _alt(item),
+            "width": round(width * scale), "height": round(height * scale), "caption": format_text(item["caption"])}
+
+
+def _table(item: dict, base: Path, number: str, anchor: str) -> dict:
+    csv = base / item["csv"]
+    raw = csv.read_bytes()
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                             check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
+        df = pd.read_csv(csv)
+    except pd.errors.EmptyDataError:
+        df = pd.DataFrame()
+    text = format_table(df)
+    return {**item, "number": number, "anchor": anchor, "header": list(text.columns),
+            "numeric": numeric_columns(df), "body": text.values.tolist(), "n_rows": len(df),
+            "collapsed": len(df) > COLLAPSE_ROWS, "download": data_url(raw, "text/csv"),
+            "filename": f"{item['name']}.csv", "caption": format_text(item["caption"])}
 
 
-def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    text = f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs ({cpu})"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            text += f"; GPU: {torch.cuda.get_device_name(0)}"
-        else:
-            text += "; no GPU visible"
-    except ImportError:
-        pass
-    return text
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for p in PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = "not installed"
-    out["python"] = platform.python_version()
-    return out
+def _claims(base: Path, doc: dict, refs: dict[str, dict]) -> list[dict]:
+    df = pd.read_csv(base / doc["claims"], keep_default_na=True)
+    evidence = doc.get("evidence") or {}
+    rows = []
+    for r in df.to_dict("records"):
+        r = {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+        r["id"] = str(r["id"])
+        ok = as_bool(r.get("precondition_ok", True))
+        paper = format_text(r.get("paper") or DASH)
+        rows.append({**r, "anchor": claim_anchor(r["id"]), "cls": VERDICT_CLASS.get(r["verdict"], "inconclusive"),
+                     "fragile": fragile(r), "precondition_ok": ok,
+                     "ours_text": format_text(r.get("ours") or DASH), "paper_text": paper,
+                     "paper_source": format_text(r.get("paper_source") or ""),
+                     "effect_text": format_effect(r.get("effect"), r.get("ci_low"), r.get("ci_high")),
+                     "p_claim_text": format_p(r.get("p_claim_adj")), "p_against_text": format_p(r.get("p_against_adj")),
+                     "evidence_refs": [refs[n] for n in evidence.get(r["id"], []) if n in refs]})
+    return rows
 
 
-def benchmark_summary(paths: list[str]) -> dict:
-    """Run count and time spent in jobs, from Snakemake's benchmark files."""
-    seconds, n = 0.0, 0
-    for p in paths:
-        try:
-            df = pd.read_csv(p, sep="\t")
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
-            continue
-        if "s" in df:
-            seconds += float(df["s"].iloc[0])
-            n += 1
-    return {"jobs": n, "seconds": seconds}
-
-
-def _img(path: Path) -> Markup:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return Markup(f'<img alt="{path.stem}" src="data:image/png;base64,{data}">')
-
-
-def _read_fragment(path: Path) -> Markup:
-    # produced by pandas.DataFrame.to_html(escape=True) in Section.table
-    return Markup(path.read_text())
-
-
-def load_section(path: str | os.PathLike) -> dict:
+def load_section(path: str | os.PathLike, index: int = 1) -> dict:
+    """One section.json with its files read in: parts in report order, tables and figures
+    numbered ``index.k``, claims formatted."""
     path = Path(path)
     doc = json.loads(path.read_text())
     base = path.parent
-    items = []
+    paper = doc["paper"]
+    summary, scope, caveats, evidence = [], [], [], []
+    refs: dict[str, dict] = {}
+    n_fig = n_tab = 0
+    seen_figure_or_table = False
     for item in doc["items"]:
-        item = dict(item)
-        if item["kind"] == "figure":
-            item["img"] = _img(base / item["png"])
-        elif item["kind"] == "table":
-            item["fragment"] = _read_fragment(base / item["html"])
-        items.append(item)
-    claims = pd.read_csv(base / doc["claims"]).fillna("")
-    counts = claims["verdict"].value_counts().to_dict() if len(claims) else {}
-    return {**doc, "items": items, "claims_rows": claims.to_dict("records"), "verdict_counts": counts}
+        kind = item["kind"]
+        if kind == "text":
+            part = item.get("part")
+            t = {**item, "paragraphs": [format_text(p) for p in item["text"].split("\n\n") if p.strip()]}
+            if part == "summary" or (part is None and not seen_figure_or_table and not summary
+                                     and not any(i.get("part") == "summary" for i in doc["items"])):
+                summary.append(t)
+            elif part == "scope":
+                scope.append(t)
+            elif part == "caveats":
+                caveats.append(t)
+            else:
+                evidence.append(t)
+            continue
+        seen_figure_or_table = True
+        if kind == "figure":
+            n_fig += 1
+            it = _figure(item, base, f"{index}.{n_fig}", f"fig-{paper}-{item['name']}")
+            refs[item["name"]] = {"label": f"Fig. {it['number']}", "href": "#" + it["anchor"]}
+        elif kind == "table":
+            n_tab += 1
+            it = _table(item, base, f"{index}.{n_tab}", f"tab-{paper}-{item['name']}")
+            refs[item["name"]] = {"label": f"Table {it['number']}", "href": "#" + it["anchor"]}
+        else:
+            raise ValueError(f"{path}: item kind {kind!r} is not text, table or figure")
+        evidence.append(it)
+    claims = _claims(base, doc, refs)
+    bib = PAPERS.get(paper)
+    return {"paper": paper, "title": doc["title"], "index": index, "cite": cite(paper), "bib": bib,
+            "summary": summary, "scope_text": " ".join(p for t in scope for p in t["paragraphs"]),
+            "caveats": caveats, "evidence": evidence, "protocol": doc.get("protocol") or [],
+            "claims_rows": claims, "claims_csv": data_url((base / doc["claims"]).read_bytes(), "text/csv")}
 
 
 def build_report(section_paths: list[str], out_html: str | os.PathLike, config: dict, benchmarks: list[str] | None = None,
                  template_dir: str | os.PathLike = "report", workdir: str | os.PathLike = ".",
-                 runs: int | None = None) -> Path:
-    env = Environment(loader=FileSystemLoader(str(template_dir)), autoescape=select_autoescape(["html", "j2"]))
+                 runs: int | None = None, paper_benchmarks: dict[str, list[str]] | None = None,
+                 data_checksums: list[str] | None = None, estimate: bool = True) -> Path:
+    """Write the report. benchmarks: every declared benchmark file (totals); paper_benchmarks:
+    paper -> the benchmark files of its jobs (compute per paper); data_checksums: the
+    ``.sha256`` files of the datasets used; estimate: add the paper-scale GPU-hour estimate."""
+    env = Environment(loader=FileSystemLoader(str(template_dir)), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined)
     template = env.get_template("template.html.j2")
-    sections = [load_section(p) for p in section_paths]
-    bench = benchmark_summary(benchmarks or [])
+    sections = [load_section(p, i) for i, p in enumerate(section_paths, start=1)]
+    check_unique_claims(sections)
+    bench = prov.benchmark_summary(benchmarks or [])
+    git = prov.git_state(workdir)
+    scale = config.get("scale")
     provenance = {
-        "commit": git_commit(workdir),
+        "git": git,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "scale": config.get("scale"),
-        "hardware": hardware(),
-        "versions": versions(),
+        "scale": scale,
+        "hardware": prov.hardware(),
+        "versions": prov.versions(),
         "jobs": bench["jobs"],
         "runs": runs,
-        "job_hours": bench["seconds"] / 3600,
         "job_seconds": bench["seconds"],
-        "config": yaml.safe_dump(config, sort_keys=False),
+        "per_paper": [{**r, "cite": cite(r["paper"])} for r in prov.compute_per_paper(paper_benchmarks or {})],
+        "data": prov.data_hashes(data_checksums or []),
+        "config": prov.dump_yaml(prov.scale_config(config)),
+        "config_full": data_url(prov.dump_yaml(config).encode(), "application/x-yaml"),
+        "estimate": prov.paper_scale_estimate(config) if estimate else None,
     }
-    html = template.render(sections=sections, prov=provenance)
+    for r in (provenance["estimate"] or {}).get("rows", []):
+        r["cite"] = cite(r["paper"])
+    html = template.render(
+        sections=sections, prov=provenance, lines=paper_lines(sections, scale), totals=totals(sections),
+        rules=verdict_rules(ALPHA), alpha=ALPHA, tags=SOURCE_TAGS, collapse_rows=COLLAPSE_ROWS,
+        papers=[p for p in PAPERS.values()], references=list(REFERENCES.values()),
+        default_scope=SCALE_SCOPE.get(str(scale), f"Scale {scale!r}."))
     out = Path(out_html)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(html)
     os.replace(tmp, out)
     return out
+
