@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CORES  ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: venv report test lint format bench clean dry-run system-deps
+.PHONY: venv report test lint format bench clean dry-run system-deps gpu-check
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,18 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# On a machine with a GPU: the paper-scale rehearsal on CUDA (bf16 autocast, channels_last),
+# then one real-size epoch (capped at GPU_CHECK_STEPS steps) of every paper-scale network at
+# each of its batch sizes, timed with CUDA events -> results/perf/gpu_costs.json, which
+# `python -m largebatch.estimate` reads. Without a visible GPU it says so and exits 0.
+# REHEARSAL_CONFIG: the config overlay that switches the rehearsal on ('' skips it).
+REHEARSAL_CONFIG ?= config/rehearsal.yaml
+GPU_CHECK_STEPS ?= 200
+gpu-check: $(STAMP)
+	$(BIN)/python -m largebatch.gpucheck --rehearsal '$(REHEARSAL_CONFIG)' --max-steps $(GPU_CHECK_STEPS) \
+	  --cores $(CORES) --out results/perf/gpu_costs.json
+	@if [ -f results/perf/gpu_costs.json ]; then $(BIN)/python -m largebatch.estimate; fi
 
 # Debian packages for the browser check of the report and the local SLURM test (root + apt).
 # DPkg::Lock::Timeout: wait up to 10 min for another apt-get/dpkg to release its lock.
