@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from . import datapath, engine, flops, orchestration, threads, vmap
+from . import datapath, engine, floor, flops, orchestration, threads, vmap
 from .common import Result, fmt, set_threads
 
 BENCHMARKS = {
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "datapath": datapath.run,
     "flops": flops.run,
     "vmap": vmap.run,
+    "floor": floor.run,
     "threads": threads.run,
     "orchestration": orchestration.run,
 }
