@@ -224,8 +224,8 @@ def lr_at(spec: dict, step: int, steps_per_epoch: int, total_steps: int) -> floa
     """Learning rate used for update number `step` (0-based)."""
     peak = effective_lr(spec)
     warm = spec["warmup_epochs"] * steps_per_epoch
-    if warm > 0 and step < warm:
-        return peak * (step + 1) / warm
+    if warm > 0 and step < warm:  # linear ramp; a warm-up shorter than one step never exceeds the peak
+        return peak * min(1.0, (step + 1) / warm)
     if spec["schedule"] == "step":
         epoch = step / steps_per_epoch
         drops = sum(1 for m in spec["milestones"] if epoch >= m)

@@ -67,6 +67,13 @@ def scale_block(config: dict) -> dict:
     if scale not in config.get("scales", {}):
         raise ConfigError(f"config.yaml: scale = {scale!r} has no block under `scales`; "
                           f"choose one of {sorted(config.get('scales', {}))}")
+    if config.get("rehearsal"):  # the paper scale's plans, sized for a CPU (largebatch.rehearsal)
+        from ..rehearsal import rehearse_scale
+
+        try:
+            return rehearse_scale(config["scales"][scale], config["rehearsal"])
+        except ValueError as err:
+            raise ConfigError(f"config: {err}") from err
     return config["scales"][scale]
 
 
