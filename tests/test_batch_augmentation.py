@@ -12,7 +12,8 @@ import torch
 import largebatch.augment as augment_mod
 from largebatch.augment import augment_1d
 from largebatch.experiments import ConfigError, build_registry
-from largebatch.experiments.batch_augmentation import plan
+from largebatch.experiments.batch_augmentation import distinct_spec, plan
+from largebatch.spec import lr_at, normalize
 from largebatch.train import train_run
 
 SPEC = {"dataset": "mnist1d", "model": "mlp", "width": 16, "depth": 2, "optimizer": "sgd", "lr": 0.05,
@@ -87,29 +88,79 @@ def test_m_changes_the_run_but_not_its_steps(tiny_data, tmp_path):
 
 BLOCK = {"run": {**{k: v for k, v in SPEC.items() if k != "seed"}, "epochs": 4, "schedule": "step",
                  "milestones": [3.24]},
-         "multiplicities": [1, 2, 8], "seeds": [0, 1], "longer_baselines": [2], "pack": True}
+         "multiplicities": [1, 2, 8], "seeds": [0, 1], "longer_baselines": [2], "distinct_controls": [2, 8],
+         "pack": True}
 SCALE = {"datasets": {"mnist1d": {"kind": "mnist1d", "num_samples": 1500}}, "defaults": {}}
+N_TRAIN = 1200
+
+
+def first_drop(spec, steps_per_epoch, total):
+    lrs = [lr_at(spec, s, steps_per_epoch, total) for s in range(total)]
+    return next(s for s, lr in enumerate(lrs) if lr < lrs[0])
 
 
 def test_plan_every_m_and_seed_plus_longer_baselines():
     runs = plan(copy.deepcopy(BLOCK), SCALE)
     ba = [(lab, s) for lab, s in runs if lab["arm"] == "BA"]
     assert sorted((lab["multiplicity"], lab["seed"]) for lab, _ in ba) == [(m, s) for m in (1, 2, 8) for s in (0, 1)]
-    assert all(s["multiplicity"] == lab["multiplicity"] and s["epochs"] == 4 and s["milestones"] == [3.24]
-               and s["seed"] == lab["seed"] for lab, s in ba)
-    longer = [(lab, s) for lab, s in runs if lab["arm"] != "BA"]
+    assert all(s["multiplicity"] == lab["multiplicity"] == lab["compare_m"] and s["epochs"] == 4
+               and s["milestones"] == [3.24] and s["seed"] == lab["seed"] for lab, s in ba)
+    longer = [(lab, s) for lab, s in runs if lab["arm"] == "longer"]
     assert len(longer) == 2
     assert all(s["multiplicity"] == 1 and s["epochs"] == 8 and s["milestones"] == [6.48] and lab["epoch_factor"] == 2
-               for lab, s in longer)
-    assert {lab["pack"] for lab, _ in runs} == {"seed0", "seed1"}
+               and lab["compare_m"] == 2 for lab, s in longer)
+    # one job per arm and M, holding every seed (same batch shapes: vtrain can stack them)
+    packs = {}
+    for lab, s in runs:
+        packs.setdefault(lab["pack"], set()).add((lab["arm"], lab["compare_m"], s["batch_size"] * s["multiplicity"]))
+    assert sorted(packs) == ["M1", "M2", "M8", "distinct2", "distinct8", "longer2"]
+    assert all(len(v) == 1 for v in packs.values())
     assert all("pack" not in lab for lab, _ in plan({**copy.deepcopy(BLOCK), "pack": False}, SCALE))
+
+
+def test_distinct_control_matches_ba_steps_batch_and_lr_drop():
+    runs = plan(copy.deepcopy(BLOCK), SCALE)
+    b = SPEC["batch_size"]
+    ba = {(lab["multiplicity"], lab["seed"]): normalize(s) for lab, s in runs if lab["arm"] == "BA"}
+    ctl = [(lab, normalize(s)) for lab, s in runs if lab["arm"] == "distinct"]
+    assert sorted((lab["compare_m"], lab["seed"]) for lab, _ in ctl) == [(2, 0), (2, 1), (8, 0), (8, 1)]
+    for lab, s in ctl:
+        m, twin = lab["compare_m"], ba[(lab["compare_m"], lab["seed"])]
+        # M*B distinct samples, one augmented copy each, the same seed and hyper-parameters
+        assert s["batch_size"] == m * b and s["multiplicity"] == 1 and twin["batch_size"] * twin["multiplicity"] == m * b
+        assert {k: v for k, v in s.items() if k not in ("batch_size", "multiplicity", "steps", "epochs", "milestones",
+                                                       "eval_every")} == \
+               {k: v for k, v in twin.items() if k not in ("batch_size", "multiplicity", "steps", "epochs", "milestones",
+                                                           "eval_every")}
+        # the same number of steps as the BA run, the learning-rate drop at the same step, evaluations every BA epoch
+        ba_epoch = N_TRAIN // b
+        total = int(round(twin["epochs"] * ba_epoch))
+        assert s["steps"] == total and s["epochs"] is None and s["eval_every"] == ba_epoch
+        assert first_drop(s, N_TRAIN // (m * b), s["steps"]) == first_drop(twin, ba_epoch, total)
+        assert lab["epoch_factor"] == m  # it passes over the data M times as often
+
+
+def test_distinct_control_trains_the_same_steps_on_distinct_samples(tiny_data, tmp_path, captured):
+    m, run = 4, {k: v for k, v in SPEC.items() if k != "seed"}
+    twin = train_run({**run, "epochs": 1, "multiplicity": m, "seed": 0}, tiny_data, tmp_path / "ba",
+                     log=lambda s: None, checkpoint_every_s=None)
+    captured.clear()
+    spec = {**distinct_spec({**run, "epochs": 1}, m, tiny_data.n_train), "seed": 0}
+    ctl = train_run(spec, tiny_data, tmp_path / "d", log=lambda s: None, checkpoint_every_s=None)
+    assert ctl["steps"] == twin["steps"]
+    x, y, xa, ya = captured[0]
+    assert xa.shape[0] == m * SPEC["batch_size"] and torch.equal(ya, y)  # one copy of each of M*B samples
+    assert len(torch.unique(x, dim=0)) == m * SPEC["batch_size"]
 
 
 @pytest.mark.parametrize("change, words", [
     ({"multiplicities": [2, 4]}, "must include 1"),
     ({"longer_baselines": [4]}, "one of multiplicities"),
-    ({"multiplicities": [1, 64], "longer_baselines": []}, "exceeds the 1200 training samples"),
+    ({"distinct_controls": [4]}, "distinct_controls has 4"),
+    ({"distinct_controls": [1]}, "distinct_controls has 1"),
+    ({"multiplicities": [1, 64], "longer_baselines": [], "distinct_controls": []}, "exceeds the 1200 training samples"),
     ({"multiplicities": [1, 1]}, "distinct"),
+    ({"run": {**BLOCK["run"], "steps": 10}}, "run.steps must not be set"),
 ])
 def test_plan_refuses_impossible_blocks(change, words):
     with pytest.raises(ValueError, match=words):
@@ -123,4 +174,5 @@ def test_registry_names_the_block_on_errors():
         build_registry(config)
     config["scales"]["t"]["batch_augmentation"]["multiplicities"] = [1, 2, 8]
     runs, tables = build_registry(config)
-    assert len(tables["batch_augmentation"]) == 8 and len(runs) == 8  # 3 M x 2 seeds + 2 longer baselines
+    # 3 M x 2 seeds + 2 longer baselines + 2 distinct controls x 2 seeds
+    assert len(tables["batch_augmentation"]) == 12 and len(runs) == 12
