@@ -14,11 +14,15 @@ rule baseline:
         ),
     log:
         "results/logs/baseline.log",
+    benchmark:
+        "results/benchmarks/baseline/section.tsv"
     localrule: True
     conda:
         ENV
     params:
         runs=lambda wc: RUN_TABLES["baseline"],
-        spec=lambda wc: SCALE["baseline"]["run"],
+        block=lambda wc: SCALE["baseline"],
+        datasets=lambda wc: SCALE["datasets"],
+        scale=config["scale"],
     script:
         "../notebooks/baseline.py"

@@ -133,6 +133,7 @@ rule keskar:
     params:
         runs=lambda wc: RUN_TABLES["keskar"],
         block=lambda wc: SCALE["keskar"],
+        datasets=lambda wc: SCALE["datasets"],
         scale=config["scale"],
     script:
         "../notebooks/keskar.py"

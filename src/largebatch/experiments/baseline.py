@@ -1,8 +1,13 @@
 """The batch-size baseline: small vs large batch on the same network and budget.
 
 Not one of the six papers: the smallest experiment that shows the generalisation
-gap all of them study, built by the same path the papers use.
+gap all of them study, built by the same path the papers use (Keskar et al.'s design:
+Adam at one learning rate, LB = 10% of the training set, several starting points).
 """
+
+from __future__ import annotations
+
+import pandas as pd
 
 TITLE = "Batch-size baseline: small vs large batch"
 
@@ -19,3 +24,40 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
             runs.append((labels,
                          {**block["run"], "batch_size": batch, "seed": seed}))
     return runs
+
+
+def claims(runs: pd.DataFrame, block: dict) -> list[dict]:
+    """Claims B1 (LB's test accuracy is lower) and B2 (LB's train-test gap is larger), decided
+    by ``largebatch.stats.decide`` on percentage points. Both are generalisation claims: they
+    need every run to have trained without diverging (the protocol is a fixed epoch budget)
+    and the arms' mean train accuracies within ``block["similar_train_acc_pp"]``; otherwise
+    the verdict is inconclusive."""
+    from ..stats import claim_row, decide, describe
+    from .keskar import arm_check, margin_note
+
+    sb, lb = runs[runs.arm == "SB"], runs[runs.arm == "LB"]
+    tol, cfg = block["similar_train_acc_pp"], block["claims"]
+    ok, found = arm_check({"SB": sb, "LB": lb}, similar_train_pp=tol, converged=None,
+                          stop_words={"budget": "the epoch budget"})
+    pre = dict(precondition=f"no run diverged and the arms' mean train accuracies within {tol:g} pp: {found}",
+               precondition_ok=ok)
+    test = lambda d: 100 * d.test_acc.to_numpy(float)
+    gap = lambda d: 100 * (d.train_acc - d.test_acc).to_numpy(float)
+    m1, m2 = float(cfg["B1"]["margin_pp"]), float(cfg["B2"]["margin_pp"])
+    note = lambda m: margin_note("K1", m)  # B1/B2 take K1's margin: the smallest published test gap
+    return [
+        claim_row("B1", "At similar training accuracy, the large batch reaches lower test accuracy than the small "
+                        "batch after the same epochs.",
+                  "final test accuracy (%), LB vs SB (table: summary)",
+                  decide(test(lb), test(sb), "less", m1),
+                  rule=f"LB < SB: one-sided Welch t-test; against: reverse test, or equivalence within ±{m1:g} pp (TOST{note(m1)})",
+                  ours=f"test SB {describe(test(sb))} % vs LB {describe(test(lb))} %; train SB "
+                       f"{describe(100 * sb.train_acc.to_numpy(float))} % vs LB {describe(100 * lb.train_acc.to_numpy(float))} %",
+                  paper="not published (baseline)", **pre),
+        claim_row("B2", "The large batch has the larger train-test accuracy gap (it generalises worse).",
+                  "train − test accuracy (pp), LB vs SB (table: summary)",
+                  decide(gap(lb), gap(sb), "greater", m2),
+                  rule=f"LB > SB: one-sided Welch t-test; against: reverse test, or equivalence within ±{m2:g} pp (TOST{note(m2)})",
+                  ours=f"gap SB {describe(gap(sb))} pp vs LB {describe(gap(lb))} pp",
+                  paper="not published (baseline)", **pre),
+    ]

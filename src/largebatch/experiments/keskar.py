@@ -37,8 +37,8 @@ TITLE = "Keskar et al. 2017: large-batch training, generalization gap and sharp 
 
 ARMS = ("SB", "LB")
 
-#: Published values (REFERENCE.md §1, tagged [V]): Table 2 accuracy (%), Tables 3-4
-#: epsilon-sharpness; each entry (mean, std).  F2 (TIMIT) is listed but never trained here.
+#: Published values, each (mean, std): Table 2 accuracy (%), Table 3 (full space) and Table 4
+#: (random 100-dimensional subspaces) epsilon-sharpness. F2 (TIMIT) is listed but never trained here.
 PUBLISHED = {
     "table2": {  # train SB, train LB, test SB, test LB
         "F1": [(99.66, 0.05), (99.92, 0.01), (98.03, 0.07), (97.81, 0.07)],
@@ -65,8 +65,47 @@ PUBLISHED = {
         "C4": [(6.05, 1.13), (72.99, 10.96), (1.89, 0.33), (19.85, 4.12)],
     },
 }
+#: where each published value is printed, in our words
+SOURCES = {
+    "table2": "Keskar et al. 2017, Table 2 (SB vs LB Adam, mean ± std of 5 starting points)",
+    "table3": "Keskar et al. 2017, Table 3 (ε-sharpness, full space)",
+    "table4": "Keskar et al. 2017, Table 4 (ε-sharpness, random 100-dim subspaces)",
+    "distance": "Keskar et al. 2017, main text (distance from the starting point; no table)",
+    "threshold": "Keskar et al. 2017, Fig. 4 (test accuracy against batch size, 100 epochs per size)",
+    "hessian": "Keskar et al. 2017, text beside Metric 2.1 (full-space sharpness relates to the largest "
+               "Hessian eigenvalue; no values)",
+    "parametric": "Keskar et al. 2017, Fig. 3 (parametric plots; shape only, no values)",
+}
 #: the paper's range for ||x_SB - x0|| / ||x_LB - x0||
 PUBLISHED_DISTANCE_RATIO = (3.0, 10.0)
+#: Fig. 4: batch size beyond which test accuracy drops sharply, with the training-set size
+PUBLISHED_THRESHOLD = {"C1": (500, 50000), "F2": (15000, 721329)}
+#: the data each published network was trained on (a reference line is drawn only on the same data)
+PAPER_DATASET = {"F1": "mnist", "F2": "timit", "C1": "cifar10", "C2": "cifar10", "C3": "cifar100",
+                 "C4": "cifar100"}
+DATASET_NAMES = {"mnist": "MNIST", "timit": "TIMIT", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+                 "mnist1d": "MNIST-1D"}
+#: stop reasons that mean "trained until the training loss ceased to improve" (the paper's rule);
+#: any other (an update cap, divergence) means the run did not converge
+CONVERGED_STOPS = ("patience",)
+
+
+def smallest_published_gap() -> tuple[float, str]:
+    """The smallest SB - LB test-accuracy gap of Table 2 (pp) and the network it belongs to."""
+    gaps = {n: round(r[2][0] - r[3][0], 2) for n, r in PUBLISHED["table2"].items()}
+    n = min(gaps, key=gaps.get)
+    return gaps[n], n
+
+
+def smallest_published_ratio(table: str) -> tuple[float, str]:
+    """The smallest LB / SB sharpness ratio of Table 3 or 4 (both epsilons), rounded to 0.1,
+    with the cell it belongs to."""
+    cells = {}
+    for n, r in PUBLISHED[table].items():
+        for i, eps in ((0, "1e-3"), (2, "5e-4")):
+            cells[f"{n}, ε={eps}: {r[i + 1][0]} / {r[i][0]}"] = round(r[i + 1][0] / r[i][0], 1)
+    cell = min(cells, key=cells.get)
+    return cells[cell], cell
 
 
 # --------------------------------------------------------------------------- #
@@ -274,27 +313,6 @@ def distance_ratios(runs: pd.DataFrame) -> pd.DataFrame:
     return both.reset_index()
 
 
-def trend_test(x: Sequence[float], y: Sequence[float], claim: str, alpha: float = 0.05) -> tuple[str, float, float, str]:
-    """Monotone trend of y in x: one-sided Spearman rank correlation (claim 'increasing' or
-    'decreasing').  reproduced: p < alpha; not reproduced: rho has the other sign (or is 0);
-    inconclusive: right sign, p >= alpha.  Returns (verdict, rho, p, description)."""
-    from scipy import stats
-
-    from ..stats import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
-
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    desc = f"Spearman rank correlation, one-sided ({claim}), n={len(x)}, alpha={alpha}"
-    if len(x) < 3 or len(np.unique(x)) < 2:
-        return INCONCLUSIVE, float("nan"), float("nan"), desc + " (too few points)"
-    res = stats.spearmanr(x, y, alternative="greater" if claim == "increasing" else "less")
-    rho, p = float(res.statistic), float(res.pvalue)
-    if not math.isfinite(rho) or (claim == "increasing" and rho <= 0) or (claim == "decreasing" and rho >= 0):
-        return NOT_REPRODUCED, rho, p, desc
-    return (REPRODUCED if p < alpha else INCONCLUSIVE), rho, p, desc
-
-
 def threshold_batch(sweep: pd.DataFrame, column: str = "test_acc", drop: float = 0.01) -> float | None:
     """The smallest batch size whose mean ``column`` lies more than ``drop`` below the
     mean at the smallest batch size (a descriptive reading of Fig. 4's threshold);
@@ -305,17 +323,6 @@ def threshold_batch(sweep: pd.DataFrame, column: str = "test_acc", drop: float =
     return None if below.empty else float(below.index[0])
 
 
-def combine_verdicts(verdicts: Sequence[str]) -> str:
-    """reproduced only if every part is; not reproduced if any part is; else inconclusive."""
-    from ..stats import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
-
-    if any(v == NOT_REPRODUCED for v in verdicts):
-        return NOT_REPRODUCED
-    if verdicts and all(v == REPRODUCED for v in verdicts):
-        return REPRODUCED
-    return INCONCLUSIVE
-
-
 def published_cell(table: str, network: str, column: int) -> str:
     """'mean ± std' of a published cell, or '–' when the paper has no such network."""
     rows = PUBLISHED[table].get(network)
@@ -323,3 +330,209 @@ def published_cell(table: str, network: str, column: int) -> str:
         return "–"
     m, s = rows[column]
     return f"{m:.2f} ± {s:.2f}"
+
+
+# --------------------------------------------------------------------------- #
+# Claims: preconditions and decisions (largebatch.stats decides every verdict)
+# --------------------------------------------------------------------------- #
+def sharp_col(space: str, eps: float) -> str:
+    """Column of a sharpness value in the run table (see ``sharpness_columns``)."""
+    return f"sharp_{space}_{float(eps):g}"
+
+
+def _pct(values) -> np.ndarray:
+    return 100.0 * np.asarray(values, dtype=float)
+
+
+def _log10(values) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.asarray(values, dtype=float))
+
+
+def arm_check(arms: dict[str, pd.DataFrame], *, similar_train_pp: float | None = None,
+              converged: Sequence[str] | None = CONVERGED_STOPS,
+              stop_words: dict[str, str] | None = None) -> tuple[bool, str]:
+    """Preconditions of a comparison between arms (run tables with ``stop_reason`` and
+    ``train_acc`` as a fraction): every run stopped by one of the ``converged`` stop reasons
+    (None: only divergence fails), and, with ``similar_train_pp``, the arms' mean train
+    accuracies within that many percentage points. ``stop_words`` names stop reasons for the
+    reader (default: a Keskar run's "budget" is its update cap). Returns (ok, what was found)."""
+    words = {"budget": "the update cap", "cap": "the update cap", "diverged": "divergence",
+             **(stop_words or {})}
+    name = lambda reasons: ", ".join(words.get(r, r) for r in sorted(set(reasons)))
+    problems, facts = [], []
+    for label, arm in arms.items():
+        if arm.empty:
+            problems.append(f"{label} has no runs")
+            continue
+        stops = arm["stop_reason"].astype(str)
+        bad = stops[(stops == "diverged") | (~stops.isin(list(converged)) if converged is not None else False)]
+        if len(bad):
+            problems.append(f"{label}: {len(bad)} of {len(arm)} runs stopped by {name(bad)}")
+        else:
+            facts.append(f"{label}: all {len(arm)} runs stopped by {name(stops)}")
+    if similar_train_pp is not None and len(arms) == 2 and not any(a.empty for a in arms.values()):
+        (n1, a1), (n2, a2) = arms.items()
+        m1, m2 = 100 * a1["train_acc"].mean(), 100 * a2["train_acc"].mean()
+        gap = abs(m2 - m1)
+        text = f"train accuracy {n1} {m1:.2f} %, {n2} {m2:.2f} % ({gap:.2f} pp apart, limit {similar_train_pp:g} pp)"
+        (facts if gap <= similar_train_pp else problems).append(text)
+    if problems:
+        return False, "failed: " + "; ".join(problems + facts)
+    return True, "met: " + "; ".join(facts)
+
+
+def margin_note(cid: str, value: float) -> str:
+    """Where a margin comes from, for the claims table: '; the smallest published ...' when
+    ``value`` is the published quantity the config comments name, else '; set in config'."""
+    published = {"K1": lambda: smallest_published_gap()[0], "K2": lambda: smallest_published_ratio("table3")[0],
+                 "K3": lambda: smallest_published_ratio("table4")[0], "K6": lambda: PUBLISHED_DISTANCE_RATIO[0]}
+    what = {"K1": "the smallest SB − LB test gap of Keskar et al. 2017, Table 2",
+            "K2": "the smallest LB/SB ratio of Keskar et al. 2017, Table 3",
+            "K3": "the smallest LB/SB ratio of Keskar et al. 2017, Table 4",
+            "K6": "the lower end of Keskar et al. 2017's ratio range 3–10"}
+    if cid in published and math.isclose(float(value), published[cid]()):
+        return f"; margin: {what[cid]}"
+    return "; margin set in config" if value else ""
+
+
+def _requirement(similar_train_pp: float | None) -> str:
+    text = f"every run of both arms converged (stopped by {'/'.join(CONVERGED_STOPS)}, no update cap)"
+    if similar_train_pp is not None:
+        text += f" and the arms' mean train accuracies within {similar_train_pp:g} pp"
+    return text
+
+
+def _table_cell(table: str, net: str, i: int, unit: str = "") -> str:
+    m, s = PUBLISHED[table][net][i]
+    return f"{m:.2f} ± {s:.2f}{unit}"
+
+
+def sb_lb_claims(net: str, sb: pd.DataFrame, lb: pd.DataFrame, rises: pd.DataFrame, ratios: pd.DataFrame,
+                 block: dict) -> list[dict]:
+    """Claims K1-K7 for one network: its SB and LB runs (with the sharpness columns), the
+    parametric-curve rises of its SB/LB pairs and its per-seed distance ratios; decision
+    settings from ``block["claims"]`` and ``block["similar_train_acc_pp"]``."""
+    from ..stats import claim_row, combine, decide, decide_one_sample, describe
+
+    cfg, tol = block["claims"], block["similar_train_acc_pp"]
+    eps = [float(e) for e in block["sharpness"]["epsilons"]]
+    ok, found = arm_check({"SB": sb, "LB": lb}, similar_train_pp=tol)
+    pre = dict(precondition=f"{_requirement(tol)}: {found}", precondition_ok=ok)
+    where = f" ({net} on {DATASET_NAMES.get(PAPER_DATASET.get(net), 'its data')})"
+    rows = []
+
+    m = float(cfg["K1"]["margin_pp"])
+    pub = PUBLISHED["table2"].get(net)
+    rows.append(claim_row(
+        f"K1-{net}", "At similar training accuracy, LB reaches lower test accuracy than SB (Table 2).",
+        f"{net}: final test accuracy (%), LB vs SB (table: Table 2 accuracy)",
+        decide(_pct(lb.test_acc), _pct(sb.test_acc), "less", m),
+        rule=f"LB < SB: one-sided Welch t-test; against: reverse test, or equivalence within ±{m:g} pp (TOST{margin_note('K1', m)})",
+        ours=f"test SB {describe(_pct(sb.test_acc))} % vs LB {describe(_pct(lb.test_acc))} %; train SB "
+             f"{describe(_pct(sb.train_acc))} % vs LB {describe(_pct(lb.train_acc))} %",
+        paper=(f"test SB {_table_cell('table2', net, 2, ' %')} vs LB {_table_cell('table2', net, 3, ' %')}; train SB "
+               f"{_table_cell('table2', net, 0, ' %')} vs LB {_table_cell('table2', net, 1, ' %')}" if pub
+               else "not published"),
+        paper_source=SOURCES["table2"] + where if pub else "", **pre))
+
+    for cid, space, table, what in (("K2", "full", "table3", "full space (Table 3)"),
+                                    ("K3", "subspace", "table4",
+                                     f"random {block['sharpness']['subspace_dim']}-dim subspaces (Table 4)")):
+        ratio = float(cfg[cid]["margin_ratio"])
+        parts = []
+        for e in eps:
+            c = sharp_col(space, e)
+            part = decide(_log10(lb[c]), _log10(sb[c]), "greater", math.log10(ratio))
+            part["label"] = f"ε={e:g}"
+            parts.append(part)
+        pubrow = PUBLISHED[table].get(net)
+        rows.append(claim_row(
+            f"{cid}-{net}", f"LB minimisers are sharper than SB ones: ε-sharpness in {what}, at every ε.",
+            f"{net}: log10 ε-sharpness, LB vs SB, at ε = {', '.join(f'{e:g}' for e in eps)} (table: {what})",
+            combine(parts, how="all"),
+            rule=(f"at every ε, LB > SB on log10 sharpness: one-sided Welch t-tests, all must hold (largest p); "
+                  f"against: any ε reversed or within a factor {ratio:g} (TOST{margin_note(cid, ratio)}), Bonferroni over the ε"),
+            ours="; ".join(f"ε={e:g}: SB {describe(sb[sharp_col(space, e)])} vs LB {describe(lb[sharp_col(space, e)])}"
+                           for e in eps),
+            paper=("; ".join(f"ε={e}: SB {_table_cell(table, net, i)} vs LB {_table_cell(table, net, i + 1)}"
+                             for i, e in ((0, "1e-3"), (2, "5e-4"))) if pubrow else "not published"),
+            paper_source=SOURCES[table] + where if pubrow else "", **pre))
+
+    m = float(cfg["K4"]["margin"])
+    rows.append(claim_row(
+        f"K4-{net}", "LB minimisers are sharper than SB ones: largest eigenvalue of the training-loss Hessian.",
+        f"{net}: top Hessian eigenvalue, LB vs SB (table: Hessian and distance)",
+        decide(lb.hessian_max_eig, sb.hessian_max_eig, "greater", m),
+        rule="LB > SB: one-sided Welch t-test; against: reverse test"
+             + (f", or equivalence within ±{m:g} (TOST)" if m > 0 else " (no published size for an equivalence margin)"),
+        ours=f"SB {describe(sb.hessian_max_eig, 3)} vs LB {describe(lb.hessian_max_eig, 3)}",
+        paper="not published", paper_source=SOURCES["hessian"], **pre))
+
+    r = rises[rises.network == net]
+    m = float(cfg["K5"]["margin"])
+    delta = block["parametric"]["delta"]
+    rows.append(claim_row(
+        f"K5-{net}", "Along the line between an SB and an LB minimiser the training loss rises faster around the "
+                     "LB end (Fig. 3).",
+        f"{net}: rise of the training loss {delta:g} outward from each end, LB end − SB end, paired by seed "
+        f"(figure: parametric plot; table: parametric rise)",
+        decide_one_sample(r.lb_rise - r.sb_rise, "greater", 0.0, m),
+        rule="mean paired difference > 0: one-sided t-test; against: reverse test"
+             + (f", or equivalence within ±{m:g} (TOST)" if m > 0 else " (Fig. 3 gives a shape, no size)"),
+        ours=f"SB end {describe(r.sb_rise, 3)} vs LB end {describe(r.lb_rise, 3)}",
+        paper="not published", paper_source=SOURCES["parametric"], **pre))
+
+    rr = ratios[ratios.network == net]
+    lo, hi = PUBLISHED_DISTANCE_RATIO
+    m = float(cfg["K6"]["margin_ratio"])
+    rows.append(claim_row(
+        f"K6-{net}", "SB iterates travel further from the shared starting point x0 than LB iterates.",
+        f"{net}: log10(‖x_SB − x0‖ / ‖x_LB − x0‖), paired by seed (table: Hessian and distance)",
+        decide_one_sample(_log10(rr.ratio), "greater", 0.0, math.log10(m)),
+        rule=f"mean log10 ratio > 0: one-sided t-test; against: reverse test, or ratio within a factor {m:g} (TOST{margin_note('K6', m)})",
+        ours=f"‖x − x0‖ SB {describe(rr.sb_dist)} vs LB {describe(rr.lb_dist)}; ratio {describe(rr.ratio)}",
+        paper=f"ratio {lo:g}–{hi:g}", paper_source=SOURCES["distance"], **pre))
+    parts = [decide_one_sample(_log10(rr.ratio), "greater", math.log10(lo), 0.0),
+             decide_one_sample(_log10(rr.ratio), "less", math.log10(hi), 0.0)]
+    parts[0]["label"], parts[1]["label"] = f"ratio > {lo:g}", f"ratio < {hi:g}"
+    rows.append(claim_row(
+        f"K7-{net}", f"The ratio ‖x_SB − x0‖ / ‖x_LB − x0‖ lies between {lo:g} and {hi:g}.",
+        f"{net}: log10 distance ratio per seed (table: Hessian and distance)",
+        combine(parts, how="all"),
+        rule=(f"mean log10 ratio above log10 {lo:g} and below log10 {hi:g}: one-sided t-tests, both must hold; "
+              f"against: significantly outside either bound"),
+        ours=f"ratio {describe(rr.ratio)}", paper=f"{lo:g}–{hi:g}", paper_source=SOURCES["distance"], **pre))
+    return rows
+
+
+def sweep_claim(sweep: pd.DataFrame, block: dict) -> dict:
+    """Claim K8 (Fig. 4) from the batch-size sweep's runs (with the sharpness columns): test
+    accuracy falls and full-space sharpness at the first epsilon rises with log2(batch size)."""
+    from ..stats import claim_row, combine, decide_trend
+
+    cfg = block["claims"]["K8"]
+    net, eps = block["sweep"]["network"], float(block["sharpness"]["epsilons"][0])
+    x = np.log2(sweep.batch_size.to_numpy(float))
+    acc = decide_trend(x, _pct(sweep.test_acc), "less", float(cfg["margin_acc_pp"]))
+    sharp = decide_trend(x, _log10(sweep[sharp_col("full", eps)]), "greater", float(cfg["margin_log10_sharpness"]))
+    acc["label"], sharp["label"] = "test accuracy falls", "sharpness rises"
+    drop = block["sweep"]["threshold_drop"]
+    thr = threshold_batch(sweep, drop=drop)
+    ok, found = arm_check({"sweep": sweep})
+    small = sweep.batch_size.min()
+    return claim_row(
+        f"K8-{net}", "Test accuracy falls and sharpness rises as the batch size grows (Fig. 4).",
+        f"{net}: slopes of test accuracy (pp) and log10 ε-sharpness (full space, ε={eps:g}) per doubling of the "
+        f"batch size, {sweep.batch_size.nunique()} sizes (figure and table: batch-size sweep)",
+        combine([acc, sharp], how="all"),
+        rule="accuracy slope < 0 and sharpness slope > 0: one-sided least-squares slope tests, both must hold; "
+             "against: either slope significantly the other way",
+        ours=(f"accuracy {acc['effect']:+.2f} pp per doubling, log10 sharpness {sharp['effect']:+.3f} per doubling; "
+              f"first size {100 * drop:g} pp below the smallest batch's accuracy: "
+              + ("none" if thr is None else f"{thr:.0f} ({thr / small:.0f}× the smallest)")),
+        paper="threshold ≈ " + "; ".join(f"{b:,} of {n:,} training samples ({100 * b / n:.0f}%) for {k}"
+                                         for k, (b, n) in PUBLISHED_THRESHOLD.items()),
+        paper_source=SOURCES["threshold"],
+        precondition=f"every sweep run converged (stopped by {'/'.join(CONVERGED_STOPS)}): {found}",
+        precondition_ok=ok)
