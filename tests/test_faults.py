@@ -81,15 +81,20 @@ def test_hostile_strings_are_escaped_in_the_report(tmp_path):
 
     sec = Section("evil", "<script>alert('title')</script>", tmp_path / "evil")
     sec.text("<script>alert('text')</script>")
+    sec.scope("<script>alert('scope')</script>")
+    sec.caveats("<script>alert('caveat')</script>", heading="<script>h</script>")
+    sec.protocol([{"aspect": "<script>a</script>", "paper": "<script>p</script>", "ours": "<script>o</script>"}])
     sec.table("t", pd.DataFrame({"label": ["<script>alert('cell')</script>"]}), "<b>caption</b>")
     fig, ax = plt.subplots()
     ax.plot([0, 1])
-    sec.figure("f", fig, "<img src=x onerror=alert(1)>")
+    sec.figure("f", fig, "<img src=x onerror=alert(1)>", alt="<script>alt</script>\" onload=\"alert(2)")
     sec.claims([claim_row("E1", "<script>x</script>", "m", decide([1, 2], [1, 3], "greater", 0.0),
-                          rule="<script>r</script>", paper="<script>p</script>")])
+                          rule="<script>r</script>", paper="<script>p</script>",
+                          paper_source="<script>s</script>", precondition="<script>pre</script>")])
     path = sec.save()
     out = build_report([str(path)], tmp_path / "r.html", {"scale": "<script>cfg</script>"},
                        template_dir=REPO / "report")
     html = out.read_text()
     assert "<script" not in html.lower() and "onerror=alert" not in html.replace("&lt;img src=x onerror=alert(1)&gt;", "")
+    assert 'onload="alert' not in html
     assert "&lt;script&gt;" in html

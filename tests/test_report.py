@@ -113,6 +113,8 @@ def make_section(root: Path, paper: str, prefix: str, long_rows: int = 40, scope
     sec.table("per_curve", pd.DataFrame({"curve": range(long_rows), "b_crit": np.r_[np.inf, np.nan,
                                                                                    np.linspace(1, 2, long_rows - 2)]}),
               "Critical batch per curve.")
+    sec.table("wide", pd.DataFrame({f"critical batch, curve {i}": [2.0 ** i, np.nan] for i in range(24)}),
+              "A table wider than the page: it scrolls inside its own box.")
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot([1, 2, 3], [3, 1, 2])
     sec.figure("curves", fig, "Test accuracy per epoch.", alt="Line chart: accuracy rises, then falls.",

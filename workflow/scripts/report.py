@@ -1,6 +1,5 @@
 """Snakemake job: one self-contained HTML report from every paper section."""
 
-from glob import glob
 from pathlib import Path
 
 from largebatch.logs import job_logger
@@ -11,8 +10,11 @@ out = build_report(
     list(snakemake.input.sections),
     snakemake.output[0],
     dict(snakemake.params.config),
-    # every job that keeps a benchmark record (training, packs, per-paper analyses)
-    benchmarks=sorted(glob("results/benchmarks/**/*.tsv", recursive=True)),
+    # only the benchmark records this job declares as inputs (no leftovers of earlier runs):
+    # totals over the training jobs and packs, per paper over its training and analysis jobs
+    benchmarks=list(snakemake.params.training_benchmarks),
+    paper_benchmarks={k: list(v) for k, v in snakemake.params.paper_benchmarks.items()},
+    data_checksums=list(snakemake.input.checksums),
     runs=snakemake.params.runs,
     template_dir=Path(snakemake.input.template).parent,
 )

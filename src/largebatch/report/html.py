@@ -90,7 +90,7 @@ def _claims(base: Path, doc: dict, refs: dict[str, dict]) -> list[dict]:
         rows.append({**r, "anchor": claim_anchor(r["id"]), "cls": VERDICT_CLASS.get(r["verdict"], "inconclusive"),
                      "fragile": fragile(r), "precondition_ok": ok,
                      "ours_text": format_text(r.get("ours") or DASH), "paper_text": paper,
-                     "paper_source": format_text(r.get("paper_source") or ""),
+                     "paper_source": format_text(r["paper_source"]) if r.get("paper_source") else "",
                      "effect_text": format_effect(r.get("effect"), r.get("ci_low"), r.get("ci_high")),
                      "p_claim_text": format_p(r.get("p_claim_adj")), "p_against_text": format_p(r.get("p_against_adj")),
                      "evidence_refs": [refs[n] for n in evidence.get(r["id"], []) if n in refs]})
