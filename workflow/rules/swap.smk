@@ -67,6 +67,8 @@ rule swap_analysis:
         points="results/swap/analysis/plane_points.csv",
     log:
         "results/logs/swap/analysis.log",
+    benchmark:
+        "results/benchmarks/swap/analysis.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -112,8 +114,11 @@ rule swap:
             caption="../../report/captions/swap_plane.rst",
             labels={"figure": "loss plane"},
         ),
+        accuracy_time="results/swap/figures/accuracy_time.png",
     log:
         "results/logs/swap/section.log",
+    benchmark:
+        "results/benchmarks/swap/section.tsv"
     localrule: True
     conda:
         ENV
