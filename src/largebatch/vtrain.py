@@ -62,6 +62,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .data import Dataset
 from .models import build_model
 from .spec import canonical_json, lr_at, normalize, run_id
+from .stacked import stacked_losses
 from .train import RunSetup, train_run, update_stop_reason
 
 #: Spec keys that may differ between the runs of one stack.
@@ -190,7 +191,8 @@ class _Stack:
         def loss_one(p, b, x, y):
             return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
 
-        self.losses = vmap(loss_one, in_dims=(0, 0, 0, 0))
+        # tiny MLPs: one batched matmul per layer (largebatch.stacked); anything else: vmap
+        self.losses = stacked_losses(models[0]) or vmap(loss_one, in_dims=(0, 0, 0, 0))
 
     def _view(self, flat: torch.Tensor, name: str) -> torch.Tensor:
         a, b = self.slices[name]
