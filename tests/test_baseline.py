@@ -7,7 +7,8 @@ import pandas as pd
 from largebatch.experiments import baseline as B
 from largebatch.stats import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, finalize_claims
 
-BLOCK = {"similar_train_acc_pp": 2.0, "claims": {"B1": {"margin_pp": 0.22}, "B2": {"margin_pp": 0.22}}}
+BLOCK = {"run": {"epochs": 20}, "similar_train_acc_pp": 2.0,
+         "claims": {"B1": {"margin_pp": 0.22}, "B2": {"margin_pp": 0.22}}}
 
 
 def runs(train=(0.97, 0.97), test=(0.80, 0.76), n=5, stop="budget", seed=0, noise=0.003):
@@ -42,3 +43,12 @@ def test_equal_arms_are_not_reproduced_and_a_diverged_run_blocks_the_verdict():
     diverged.loc[0, "stop_reason"] = "diverged"
     row = verdicts(diverged)["B1"]
     assert row["verdict"] == INCONCLUSIVE and "SB: 1 of 5 runs stopped by divergence" in row["precondition"]
+
+
+def test_with_a_patience_rule_a_capped_run_blocks_the_verdict():
+    # a baseline trained like Keskar et al. (until the loss stops improving) must stop by patience
+    capped = runs(stop="patience")
+    capped.loc[capped.arm == "LB", "stop_reason"] = "budget"
+    row = finalize_claims(B.claims(capped, {**BLOCK, "run": {"patience": 5, "steps": 1000}}))[0]
+    assert row["verdict"] == INCONCLUSIVE and "LB: 5 of 5 runs stopped by the update cap" in row["precondition"]
+    assert verdicts(capped)["B1"]["verdict"] == REPRODUCED  # a fixed budget is the protocol there

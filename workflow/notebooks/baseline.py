@@ -56,8 +56,8 @@ blocked = claims[~claims.precondition_ok.astype(bool)]
 sec.text(
     f"{len(claims)} claims: " + "; ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + ". "
     + (f"{', '.join(blocked.id)} inconclusive because a precondition failed: "
-       f"{blocked.precondition.iloc[0].split('failed: ', 1)[-1]}. With the same epochs, a large batch makes "
-       f"{int(sb.steps.mean() / lb.steps.mean())}× fewer updates; a test-accuracy gap between arms that do not fit "
+       f"{blocked.precondition.iloc[0].split('failed: ', 1)[-1]}. The large batch made "
+       f"{sb.steps.mean() / lb.steps.mean():.0f}× fewer updates; a test-accuracy gap between arms that do not fit "
        "the training set equally well is an optimisation gap, not the generalisation gap the papers study."
        if len(blocked) else
        f"Train accuracies: SB {mean_std(sb.train_acc, 2, 100.0)} %, LB {mean_std(lb.train_acc, 2, 100.0)} %."),
@@ -73,8 +73,7 @@ table = pd.DataFrame([{
     "train − test (pp)": mean_std(d.train_acc - d.test_acc, 2, 100.0),
     "train loss": mean_std(d.train_loss, 4), "test loss": mean_std(d.test_loss, 4),
     "updates": mean_std(d.steps), "seeds": len(d)} for a, d in (("SB", sb), ("LB", lb))])
-sec.table("summary", table, "Summary: final train and test accuracy and loss after the same epochs, mean ± sd over "
-          "seeds.")
+sec.table("summary", table, "Summary: final train and test accuracy and loss of each arm, mean ± sd over seeds.")
 
 # %%
 colors = {"SB": "C0", "LB": "C3"}
@@ -107,14 +106,19 @@ sec.figure("learning_curves", fig, "Learning curves: accuracy (left) and loss (r
 # ## Protocol and caveats
 
 # %%
+budget = (f"{spec['epochs']:g} epochs for both arms" if spec.get("epochs") else
+          f"until the training loss stops improving (patience {spec.get('patience')} epochs; cap "
+          f"{spec.get('steps') or 'none'} updates)")
 sec.text(
     f"{spec['model'].upper()} (width {spec['width']}, depth {spec['depth']}) on {spec['dataset']}, "
-    f"{spec['optimizer']} with learning rate {spec['lr']} for both batch sizes (no scaling), "
-    f"{spec['epochs']} epochs, {runs.seed.nunique()} seeds per arm. Small batch {int(sb.batch_size.iloc[0])}, "
-    f"large batch {int(lb.batch_size.iloc[0])} (10% of the training set, as in Keskar et al. 2017).",
+    f"{spec['optimizer']} with learning rate {spec['lr']} for both batch sizes (no scaling), {budget}, "
+    f"{runs.seed.nunique()} seeds per arm. Small batch {int(sb.batch_size.iloc[0])}, large batch "
+    f"{int(lb.batch_size.iloc[0])} (10% of the training set, as in Keskar et al. 2017).",
     heading="Protocol")
-sec.text("Not one of the six papers: a fixed epoch budget for both arms, so the large batch makes far fewer "
-         "updates. The claims need both arms to fit the training set about equally well "
+sec.text("Not one of the six papers. "
+         + ("A fixed epoch budget for both arms, so the large batch makes far fewer updates. " if spec.get("epochs")
+            else "")
+         + "The claims need both arms to fit the training set about equally well "
          f"(within {block['similar_train_acc_pp']:g} percentage points); where they do not, the verdict is "
          "inconclusive.", heading="Caveats")
 sec.save(sm.output.section if hasattr(sm.output, "section") else None)

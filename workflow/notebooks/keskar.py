@@ -326,12 +326,13 @@ net_desc = "; ".join(
     for n, cfg in block["networks"].items()
 )
 sh = block["sharpness"]
+tol_kind = "an absolute" if run_cfg.get("min_delta_mode") == "abs" else "a relative"
 sec.text(
     f"Scale '{scale_name}'. Networks: {net_desc}. Adam (lr {run_cfg.get('lr', 0.001)}) for both batch sizes, "
     f"no learning-rate scaling. SB = {sb_size}, LB = {block['large_batch_fraction']:.0%} of the training set "
     f"({', '.join(f'{n}: {b:,}' for n, b in lb_sizes.items())}). Every run trains until its training loss "
     f"(mean cross-entropy on the first {run_cfg.get('eval_train_samples') or 'all'} training samples, evaluated "
-    f"once per epoch) has not improved by a relative {run_cfg.get('min_delta', 1e-4):g} for "
+    f"once per epoch) has not improved by {tol_kind} {run_cfg.get('min_delta', 1e-4):g} for "
     f"{run_cfg.get('patience')} epochs, or until its network's cap on updates ({caps}); a run stopped by the cap "
     f"has not converged and fails the claims' precondition. {main.seed.nunique()} seeds per arm; the SB and LB "
     "runs of a seed start from the same initial weights x0 (spec seed), as in the authors' code. BatchNorm is "

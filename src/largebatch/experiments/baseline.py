@@ -29,17 +29,20 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
 def claims(runs: pd.DataFrame, block: dict) -> list[dict]:
     """Claims B1 (LB's test accuracy is lower) and B2 (LB's train-test gap is larger), decided
     by ``largebatch.stats.decide`` on percentage points. Both are generalisation claims: they
-    need every run to have trained without diverging (the protocol is a fixed epoch budget)
-    and the arms' mean train accuracies within ``block["similar_train_acc_pp"]``; otherwise
-    the verdict is inconclusive."""
+    need every run to have trained without diverging (and, when the run spec has a patience
+    rule, to have stopped by it rather than at a cap) and the arms' mean train accuracies
+    within ``block["similar_train_acc_pp"]``; otherwise the verdict is inconclusive."""
     from ..stats import claim_row, decide, describe
-    from .keskar import arm_check, margin_note
+    from .keskar import CONVERGED_STOPS, arm_check, margin_note
 
     sb, lb = runs[runs.arm == "SB"], runs[runs.arm == "LB"]
     tol, cfg = block["similar_train_acc_pp"], block["claims"]
-    ok, found = arm_check({"SB": sb, "LB": lb}, similar_train_pp=tol, converged=None,
-                          stop_words={"budget": "the epoch budget"})
-    pre = dict(precondition=f"no run diverged and the arms' mean train accuracies within {tol:g} pp: {found}",
+    # a fixed epoch budget is the protocol; with a patience rule (as Keskar et al.) a run must stop by it
+    converged = CONVERGED_STOPS if block["run"].get("patience") else None
+    ok, found = arm_check({"SB": sb, "LB": lb}, similar_train_pp=tol, converged=converged,
+                          stop_words={"budget": "the update cap" if converged else "the epoch budget"})
+    need = f"every run converged (stopped by {'/'.join(converged)})" if converged else "no run diverged"
+    pre = dict(precondition=f"{need} and the arms' mean train accuracies within {tol:g} pp: {found}",
                precondition_ok=ok)
     test = lambda d: 100 * d.test_acc.to_numpy(float)
     gap = lambda d: 100 * (d.train_acc - d.test_acc).to_numpy(float)
