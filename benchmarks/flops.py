@@ -20,8 +20,11 @@ from largebatch.train import _make_optimizer
 
 from .common import Result, Timer, interleaved_medians
 
-# (model, width, batch): the cpu-scale networks at a large batch, and Keskar's F1 width
-CONFIGS = [("mlp", 128, 4096), ("mlp", 512, 4096), ("shallow_conv", 16, 1024)]
+# (model, width, depth, batch): the cpu-scale networks at a large batch, Keskar's F1 width, and
+# the 1-D conv nets (C1-style shallow conv; a ResNet-8 of 16 channels, the smallest CIFAR ResNet
+# of Masters & Luschi, on MNIST-1D's 40-sample signals) at a sweep's large and small batches
+CONFIGS = [("mlp", 128, 3, 4096), ("mlp", 512, 3, 4096), ("shallow_conv", 16, 3, 1024),
+           ("shallow_conv", 16, 3, 64), ("resnet", 16, 8, 1024), ("resnet", 16, 8, 64)]
 
 
 def peak_matmul(timer: Timer, device, n: int = 2048, reps: int = 3, repeats: int = 3) -> float:
@@ -49,9 +52,9 @@ def run(quick: bool = False, device: str = "cpu", repeats: int = 3) -> list[Resu
     peak = peak_matmul(timer, device, n=256 if quick else 2048, reps=1 if quick else 3,
                        repeats=1 if quick else repeats)
     rows = []
-    for name, width, B in (CONFIGS[:1] if quick else CONFIGS):
+    for name, width, depth, B in (CONFIGS[:1] if quick else CONFIGS):
         B = 64 if quick else B
-        spec = normalize({"model": name, "width": width, "depth": 3, "batch_size": B, "optimizer": "adam",
+        spec = normalize({"model": name, "width": width, "depth": depth, "batch_size": B, "optimizer": "adam",
                           "lr": 1e-3, "epochs": 1})
         torch.manual_seed(0)
         model = build_model(spec, (1, 40), 10).to(device).train()
@@ -70,7 +73,7 @@ def run(quick: bool = False, device: str = "cpu", repeats: int = 3) -> list[Resu
         t = interleaved_medians({"step": train_steps}, timer, repeats=1 if quick else repeats,
                                 warmup=0 if quick else 1)["step"]
         achieved = flops * steps / t
-        rows.append(Result(f"compute: {name} width {width}, batch {B} step", achieved / 1e9, peak / 1e9, "GFLOP/s",
+        rows.append(Result(f"compute: {name} width {width}{f' depth {depth}' if name == 'resnet' else ''}, batch {B} step", achieved / 1e9, peak / 1e9, "GFLOP/s",
                            100 * achieved / peak, 50.0, ratio_unit="%",
                            note=f"{flops / 1e6:.0f} MFLOP per step (FlopCounterMode) vs 2048^3 float32 matmul",
                            extra={"flops_per_step": flops, "t_step_s": t / steps}))
