@@ -90,6 +90,9 @@ def check_content(page) -> None:
     text = page.inner_text("body")
     assert not RAW_TEXT.search(text), RAW_TEXT.search(text).group(0) + ": " + \
         text[max(0, RAW_TEXT.search(text).start() - 80):RAW_TEXT.search(text).end() + 40]
+    # no pointer to a file the reader of the HTML cannot open
+    for name in ("REFERENCE.md", "results/", "tables/"):
+        assert name not in text, f"the page refers to {name!r}, which a reader of the HTML cannot open"
     # the summary (totals and verdict matrix) is on the first screen
     bottom = page.evaluate("document.getElementById('summary-matrix').getBoundingClientRect().bottom")
     assert bottom <= page.viewport_size["height"], f"the verdict matrix ends at {bottom} px, below the first screen"
