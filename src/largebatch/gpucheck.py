@@ -202,7 +202,6 @@ def main(argv=None) -> int:
     from .train import progress_eta
 
     device = torch.device("cuda")
-    torch.backends.cudnn.benchmark = True
     meta = {"device": torch.cuda.get_device_name(device), "torch": torch.__version__, "autocast": "bf16",
             "channels_last": True, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "scale": args.scale, "warmup": args.warmup, "max_steps": args.max_steps}
