@@ -196,3 +196,61 @@ def test_measure_noise_reads_each_checkpoint(tiny_data_path, tiny_data, tmp_path
     assert len(out) == 1 and out.step.iloc[0] == 20
     assert out.trace_sigma.iloc[0] > 0 and out.g2.iloc[0] > 0
     assert out.b_simple.iloc[0] == pytest.approx(out.trace_sigma.iloc[0] / out.g2.iloc[0])
+
+
+def test_chance_loss_and_the_no_learning_flag():
+    assert G.chance_loss("mnist1d") == pytest.approx(math.log(10))
+    assert G.chance_loss("cifar100") == pytest.approx(math.log(100))
+    with pytest.raises(ValueError, match="CLASSES"):
+        G.chance_loss("imagenet")
+    chance = math.log(10)
+    assert G.learnt("ok", 0.5, chance, 0.95)
+    assert not G.learnt("ok", 2.301, chance, 0.95)  # at chance: no learning, whatever its status says
+    assert not G.learnt("diverged", float("nan"), chance, 0.95)
+
+
+def test_a_run_that_did_not_learn_cuts_the_curve_instead_of_making_a_plateau():
+    b = [8, 16, 32, 64, 128]
+    t = [400, 200, 100, 50, np.inf]  # perfect scaling, then the largest batch stays at chance
+    bb, tt, cut = G.learning_curve(b, t, [True, True, True, True, False])
+    assert list(bb) == [8, 16, 32, 64] and cut == 128
+    # counted as a point, the dead run would look like a plateau (no gain at the largest batch)
+    assert G.regimes(b, t)["plateau"]
+    assert not G.regimes(bb, tt)["plateau"]
+    assert G.curve_stats(bb, tt)["lower_bound"]  # efficiency never fell: B* is only a lower bound
+    assert math.isnan(G.learning_curve(b, t, [True] * 5)[2])
+
+
+def test_exponents_censor_never_reached_at_twice_the_cap():
+    assert list(G.censored([10, np.inf], 600)) == [10, 1200]
+    ex = G.exponent_summary([8, 16, 32, 64], [400, 200, 190, np.inf], cap=600)
+    assert ex["alpha_first"] == pytest.approx(1.0)
+    # 190 -> 1,200 (censored): a finite, strongly negative exponent instead of -inf
+    assert ex["alpha_last"] == pytest.approx(math.log2(190 / 1200))
+    assert list(ex["mid_log2"]) == pytest.approx([3.5, 4.5, 5.5])
+    assert math.isnan(G.exponent_summary([8, 16], [10, 5], 600)["alpha_first"])
+
+
+def test_the_redefined_g1_parts_can_pass_and_can_fail():
+    """G1 on per-seed exponents: a McCandlish curve passes all three parts, perfect scaling fails
+    the plateau part, a flat curve fails the near-linear part (the old rule could not pass)."""
+    from largebatch.stats import NOT_REPRODUCED, REPRODUCED, combine, decide_one_sample, decide_trend
+
+    rng = np.random.default_rng(0)
+
+    def g1(curve):
+        firsts, lasts, mids, alphas = [], [], [], []
+        for _ in range(5):
+            t = curve * np.exp(rng.normal(0, 0.03, B.size))
+            ex = G.exponent_summary(B, t, cap=10_000)
+            firsts.append(ex["alpha_first"])
+            lasts.append(ex["alpha_last"])
+            mids += list(ex["mid_log2"])
+            alphas += list(ex["alpha"])
+        return combine([decide_one_sample(firsts, "greater", G.LINEAR_ALPHA, 0.0),
+                        decide_trend(mids, alphas, "less", 0.0),
+                        decide_one_sample(lasts, "less", G.PLATEAU_ALPHA, 0.0)])["verdict"]
+
+    assert g1(100 * (1 + 128 / B)) == REPRODUCED
+    assert g1(8000 / B) == NOT_REPRODUCED
+    assert g1(np.full(B.size, 50.0)) == NOT_REPRODUCED

@@ -41,6 +41,7 @@ rule golmant:
         section="results/golmant/section.json",
         claims="results/golmant/claims.csv",
         critical="results/golmant/tables/critical_batch.csv",
+        thresholds="results/golmant/figures/thresholds.png",
         steps=report(
             "results/golmant/figures/steps_to_threshold.png",
             category=GOLMANT_CATEGORY,

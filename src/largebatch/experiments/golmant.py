@@ -40,6 +40,21 @@ RULE_LABELS = {"none": "fixed LR", "linear": "LSR (linear)", "sqrt": "SRSR (squa
 #: PLATEAU <= alpha < LINEAR diminishing returns, alpha < PLATEAU no real gain (a plateau).
 LINEAR_ALPHA = 0.75
 PLATEAU_ALPHA = 0.15
+#: classes per dataset kind (config ``datasets.<name>.kind``): the chance loss is ln(classes)
+CLASSES = {"mnist1d": 10, "mnist": 10, "cifar10": 10, "cifar100": 100}
+#: The paper's published findings used beside ours, with where they are stated.
+PUBLISHED = {
+    "G1": ("three regimes: near-linear scaling, diminishing returns, stagnation",
+           "Golmant et al. 2018, abstract and main text"),
+    "G2": ("CIFAR-10 ResNet: steps fall about linearly up to m ~ 2,048 (of 50,000 images); LSTM (WikiText-2) and "
+           "DRN (Cityscapes) stop improving past m ~ 32 and ~ 64", "Golmant et al. 2018, main text"),
+    "G3": ("LSR and SRSR beat the fixed lr for m = 256 to 2,048; past that the fixed lr is better",
+           "Golmant et al. 2018, main text (CIFAR-10 ResNet)"),
+    "G4": ("the break-down batch size depends more on data complexity than on data size",
+           "Golmant et al. 2018, abstract"),
+    "GX1": ("B_crit ~ B_noise, and B_simple approximates B_noise",
+            "McCandlish et al. 2018, An Empirical Model of Large-Batch Training"),
+}
 #: per-step cost of the MLP in "equivalent samples" (measured on CPU: ~0.6 ms per step of
 #: overhead vs ~2 us per sample), used only to balance packs
 STEP_OVERHEAD_SAMPLES = 300
@@ -300,3 +315,57 @@ def mean_curve(df: pd.DataFrame) -> pd.DataFrame:
         return math.inf if np.any(~np.isfinite(v)) else float(np.exp(np.mean(np.log(np.maximum(v, 1e-12)))))
 
     return df.groupby("batch_size", as_index=False)["steps"].agg(gmean).sort_values("batch_size")
+
+
+# ----------------------------------------------------------------------------- claim helpers
+
+
+def chance_loss(kind: str) -> float:
+    """Cross-entropy of a uniform guess, ln(classes), for a dataset kind."""
+    if kind not in CLASSES:
+        raise ValueError(f"dataset kind {kind!r}: its number of classes is unknown; add it to "
+                         f"largebatch.experiments.golmant.CLASSES (known: {sorted(CLASSES)})")
+    return math.log(CLASSES[kind])
+
+
+def learnt(status: str, final_train_loss: float, chance: float, no_learning: float) -> bool:
+    """False for a run that did not learn: it diverged, or its final training loss is at least
+    ``no_learning`` x the chance loss.  Such a run is flagged, never counted as a plateau."""
+    return status == "ok" and math.isfinite(final_train_loss) and final_train_loss < no_learning * chance
+
+
+def learning_curve(batch_sizes, steps, learning) -> tuple[np.ndarray, np.ndarray, float]:
+    """A steps curve cut before the first batch size whose run did not learn.
+
+    Returns (batch sizes, steps, the first batch size that did not learn or NaN).  Points past
+    that batch size say nothing about the plateau (a run at chance loss is a failed run, not a
+    run that gained nothing from its batch size)."""
+    b = np.asarray(batch_sizes, dtype=float)
+    t = np.asarray(steps, dtype=float)
+    ok = np.asarray(learning, dtype=bool)
+    order = np.argsort(b)
+    b, t, ok = b[order], t[order], ok[order]
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        return b[: bad[0]], t[: bad[0]], float(b[bad[0]])
+    return b, t, float("nan")
+
+
+def censored(steps, cap: int) -> np.ndarray:
+    """Steps with 'never reached' (+inf) counted as twice the step cap: a finite stand-in that
+    understates how slow such a run is (so tests of 'no gain' are conservative)."""
+    t = np.asarray(steps, dtype=float)
+    return np.where(np.isfinite(t), t, 2.0 * cap)
+
+
+def exponent_summary(batch_sizes, steps, cap: int) -> dict:
+    """First and last local scaling exponents of a (learning) curve, with never-reached
+    steps censored at twice the cap, and the exponent of every interval at its log2
+    mid-point (for the trend)."""
+    b = np.asarray(batch_sizes, dtype=float)
+    if b.size < 3:
+        return {"alpha_first": np.nan, "alpha_last": np.nan, "mid_log2": np.array([]), "alpha": np.array([])}
+    t = censored(steps, cap)
+    alpha = scaling_exponents(b, t)
+    mid = (np.log2(b[1:]) + np.log2(b[:-1])) / 2
+    return {"alpha_first": float(alpha[0]), "alpha_last": float(alpha[-1]), "mid_log2": mid, "alpha": alpha}
