@@ -255,3 +255,10 @@ def test_long_analyses_log_progress(caplog):
     draws = lines("noise scale (b 4 vs 16): draw")
     assert [line.split(",")[0].rsplit(" ", 1)[1] for line in draws] == [f"{k}/20" for k in range(2, 21, 2)]
     assert draws[-1].endswith("ETA 0:00:00")
+    from largebatch.train import progress_label
+
+    caplog.clear()
+    with progress_label("run-7"):  # a job measuring several runs names the one it is on
+        hessian_max_eigenvalue(model, F.cross_entropy, x, y, iters=2, tol=0.0)
+    hessian_max_eigenvalue(model, F.cross_entropy, x, y, iters=1, tol=0.0)
+    assert [line.split(":")[0] for line in lines("")] == ["run-7", "run-7", "Hessian power iteration 1/1"]

@@ -74,7 +74,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .train import progress_eta
+from .train import progress_eta, progress_prefix
 
 _log = logging.getLogger(__name__)  # progress: INFO lines (a Snakemake job's logger writes them to its log)
 
@@ -218,7 +218,7 @@ def gradient_noise_stats(
                 if (k + 1) % every == 0 or k + 1 == n_estimates:
                     g2_mean = sum(g2_estimates) / len(g2_estimates)
                     running = sum(trace_estimates) / len(trace_estimates) / g2_mean if g2_mean > 0 else math.nan
-                    _log.info(f"noise scale (b {b_small} vs {b_big}): draw {k + 1}/{n_estimates}, "
+                    _log.info(f"{progress_prefix()}noise scale (b {b_small} vs {b_big}): draw {k + 1}/{n_estimates}, "
                               f"B_simple so far {running:.4g}, "
                               f"{progress_eta(k + 1, n_estimates, time.perf_counter() - t0)}")
     finally:

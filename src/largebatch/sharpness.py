@@ -56,7 +56,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .train import progress_eta
+from .train import progress_eta, progress_prefix
 
 _log = logging.getLogger(__name__)
 
@@ -370,7 +370,7 @@ def epsilon_sharpness(
 
         def progress(_xk) -> None:  # L-BFGS-B calls it after each iteration
             done[0] += 1
-            _log.info(f"{what}: iteration {done[0]}/{int(max_iter)}, {n_evals[0]} loss evaluations, "
+            _log.info(f"{progress_prefix()}{what}: iteration {done[0]}/{int(max_iter)}, {n_evals[0]} loss evaluations, "
                       f"loss {best[0]:.6g} (at x: {f0:.6g}), "
                       f"{progress_eta(done[0], int(max_iter), time.perf_counter() - t0)}")
 
@@ -445,7 +445,7 @@ def hessian_max_eigenvalue(
         for it in range(int(iters)):
             hv = _hvp(model, loss_fn, flat, x, v, inputs, targets, batch_size)
             lam = float(torch.dot(v.double(), hv.double()))
-            _log.info(f"Hessian power iteration {it + 1}/{int(iters)}: eigenvalue {lam:.6g}, "
+            _log.info(f"{progress_prefix()}Hessian power iteration {it + 1}/{int(iters)}: eigenvalue {lam:.6g}, "
                       f"{progress_eta(it + 1, int(iters), time.perf_counter() - t0)}")
             norm = float(hv.double().norm())
             if norm == 0.0 or not math.isfinite(norm):
@@ -528,7 +528,7 @@ def parametric_curve(
             model.load_state_dict(interpolate_state(state_sb, state_lb, alpha))
             metrics = evaluate(model)
             rows.append({"alpha": alpha, **metrics})
-            _log.info(f"parametric plot point {len(rows)}/{len(alphas)} (alpha {alpha:g}), "
+            _log.info(f"{progress_prefix()}parametric plot point {len(rows)}/{len(alphas)} (alpha {alpha:g}), "
                       f"{progress_eta(len(rows), len(alphas), time.perf_counter() - t0)}")
             for m, mode in modes.items():
                 m.training = mode

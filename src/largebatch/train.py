@@ -26,6 +26,7 @@ second (augmented copies included) and an ETA from the rate since training (re)s
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import csv
 import json
@@ -340,6 +341,25 @@ class RunSetup:
 def _hms(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+_PROGRESS_LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("largebatch_progress_label", default="")
+
+
+@contextlib.contextmanager
+def progress_label(label: str):
+    """Within this block the long analyses' progress lines start with ``label: `` (e.g. the
+    run id a sharpness job is measuring)."""
+    token = _PROGRESS_LABEL.set(f"{label}: ")
+    try:
+        yield
+    finally:
+        _PROGRESS_LABEL.reset(token)
+
+
+def progress_prefix() -> str:
+    """The current ``progress_label`` followed by ": " ("" outside one)."""
+    return _PROGRESS_LABEL.get()
 
 
 def progress_eta(done: int, total: int, seconds: float) -> str:
