@@ -311,7 +311,7 @@ def test_clear_effects_are_reproduced_with_the_papers_values_beside_them():
     assert rows["K1"]["paper"].startswith("test SB 80.04 ± 0.12 % vs LB 77.26 ± 0.42 %")
     assert "Table 2" in rows["K1"]["paper_source"] and "Table 3" in rows["K2"]["paper_source"]
     assert rows["K1"]["effect"] == pytest.approx(-4.0, abs=0.5)  # percentage points, LB - SB
-    assert "margin: the smallest SB − LB test gap" in rows["K1"]["rule"]
+    assert "margin: smallest SB − LB test gap in Keskar et al. 2017, Table 2" in rows["K1"]["rule"]
     assert "REFERENCE" not in " ".join(str(v) for r in rows.values() for v in r.values())
 
 
@@ -346,11 +346,11 @@ def test_a_capped_arm_makes_every_sb_lb_claim_inconclusive():
 def test_train_accuracies_too_far_apart_make_the_claims_inconclusive():
     rows = decided(*fake_runs(train=(0.76, 0.94)))
     assert all(r["verdict"] == INCONCLUSIVE for r in rows.values())
-    assert rows["K1"]["precondition"].startswith("every run of both arms converged")
-    assert "failed: " in rows["K1"]["precondition"] and "pp apart, limit 2 pp" in rows["K1"]["precondition"]
+    assert rows["K1"]["precondition"].startswith("both arms converged (every run stopped by patience), mean train accuracies within 2 pp")
+    assert "failed: " in rows["K1"]["precondition"] and "pp apart" in rows["K1"]["precondition"]
     runs = fake_runs()[0]
     ok, text = K.arm_check({"SB": runs[runs.arm == "SB"], "LB": runs[runs.arm == "LB"]}, similar_train_pp=2.0)
-    assert ok and text.startswith("met: SB: all 5 runs stopped by patience")
+    assert ok and text.startswith("met: SB: 5 of 5 stopped by patience")
 
 
 def test_distance_ratio_range_claim():

@@ -53,15 +53,17 @@ chance = 100 / {"cifar100": 100}.get(kind, 10)
 claims = pd.read_csv(sec.claims(B.claims(runs, block)))
 counts = claims.verdict.value_counts()
 blocked = claims[~claims.precondition_ok.astype(bool)]
-sec.text(
+sec.summary(
     f"{len(claims)} claims: " + "; ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + ". "
     + (f"{', '.join(blocked.id)} inconclusive because a precondition failed: "
        f"{blocked.precondition.iloc[0].split('failed: ', 1)[-1]}. The large batch made "
        f"{sb.steps.mean() / lb.steps.mean():.0f}× fewer updates; a test-accuracy gap between arms that do not fit "
        "the training set equally well is an optimisation gap, not the generalisation gap the papers study."
        if len(blocked) else
-       f"Train accuracies: SB {mean_std(sb.train_acc, 2, 100.0)} %, LB {mean_std(lb.train_acc, 2, 100.0)} %."),
-    heading="Summary")
+       f"Train accuracies: SB {mean_std(sb.train_acc, 2, 100.0)} %, LB {mean_std(lb.train_acc, 2, 100.0)} %."))
+
+sec.scope(f"One {spec['model'].upper()} on {spec['dataset']}, a small and a large batch: it shows whether the "
+          "large batch generalises worse at equal training accuracy here, not why.")
 
 # %% [markdown]
 # ## Evidence
@@ -73,7 +75,8 @@ table = pd.DataFrame([{
     "train − test (pp)": mean_std(d.train_acc - d.test_acc, 2, 100.0),
     "train loss": mean_std(d.train_loss, 4), "test loss": mean_std(d.test_loss, 4),
     "updates": mean_std(d.steps), "seeds": len(d)} for a, d in (("SB", sb), ("LB", lb))])
-sec.table("summary", table, "Summary: final train and test accuracy and loss of each arm, mean ± sd over seeds.")
+sec.table("summary", table, "Summary: final train and test accuracy and loss of each arm, mean ± sd over seeds.",
+          supports=["B1", "B2"])
 
 # %%
 colors = {"SB": "C0", "LB": "C3"}
@@ -100,7 +103,8 @@ axes[0].legend(handles=handles + [Line2D([], [], color="grey", ls=":", label="ch
 sec.figure("learning_curves", fig, "Learning curves: accuracy (left) and loss (right) per epoch on the training "
            "subset (solid) and the test set (dashed), one line per seed; grey dotted: chance accuracy.",
            alt="Train and test accuracy and loss against epoch, one line per seed of the small and the large "
-               "batch, with a chance line.")
+               "batch, with a chance line.",
+           supports=["B1", "B2"])
 
 # %% [markdown]
 # ## Protocol and caveats
@@ -114,11 +118,11 @@ sec.text(
     f"{spec['optimizer']} with learning rate {spec['lr']} for both batch sizes (no scaling), {budget}, "
     f"{runs.seed.nunique()} seeds per arm. Small batch {int(sb.batch_size.iloc[0])}, large batch "
     f"{int(lb.batch_size.iloc[0])} (10% of the training set, as in Keskar et al. 2017).",
-    heading="Protocol")
-sec.text("Not one of the six papers. "
+    heading="Protocol details")
+sec.caveats("Not one of the six papers. "
          + ("A fixed epoch budget for both arms, so the large batch makes far fewer updates. " if spec.get("epochs")
             else "")
          + "The claims need both arms to fit the training set about equally well "
          f"(within {block['similar_train_acc_pp']:g} percentage points); where they do not, the verdict is "
-         "inconclusive.", heading="Caveats")
+         "inconclusive.")
 sec.save(sm.output.section if hasattr(sm.output, "section") else None)

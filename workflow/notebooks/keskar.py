@@ -115,18 +115,17 @@ counts = claims.verdict.value_counts()
 decided = {v: ", ".join(claims[claims.verdict == v].id) for v in VERDICTS[:2]}
 blocked = claims[~claims.precondition_ok.astype(bool)]
 blocked_nets = sorted({i.split("-", 1)[1] for i in blocked.id}, key=lambda n: (n not in nets, n))
-sec.text(
+sec.summary(
     f"{len(claims)} claims: " + "; ".join(f"{counts.get(v, 0)} {v}" + (f" ({decided[v]})" if decided.get(v) else "")
                                            for v in VERDICTS) + ". "
     + (f"{len(blocked)} inconclusive verdicts come from a failed precondition, not from the tests "
        f"({', '.join(blocked_nets)}: a run stopped before converging or the arms' train accuracies too far apart; "
-       "see Caveats). " if len(blocked) else "")
-    + (f"This scale trains narrow F1- and C1-style networks on "
-       f"{', '.join(sorted({K.DATASET_NAMES.get(k, k) for k in kinds.values()}))}; it tests the direction of each "
-       "effect, not the published magnitudes, which come from MNIST, TIMIT and CIFAR with the full-size networks "
-       "and are shown beside ours for orientation."
-       if scale_name != "paper" else "This scale trains the paper's networks on its datasets (F2, TIMIT, excepted)."),
-    heading="Summary")
+       "see Caveats)." if len(blocked) else ""))
+sec.scope(
+    f"This scale trains narrow F1- and C1-style networks on "
+    f"{', '.join(sorted({K.DATASET_NAMES.get(k, k) for k in kinds.values()}))}: it tests the direction of each "
+    "effect, not the published magnitudes, which come from MNIST, TIMIT and CIFAR with the full-size networks."
+    if scale_name != "paper" else "The paper's networks on its datasets; F2 (TIMIT) is not run.")
 
 # %% [markdown]
 # ## Table 2: accuracy
@@ -156,7 +155,8 @@ train_n = run_cfg.get("eval_train_samples")
 sec.table("table2_accuracy", t2,
           "Table 2 accuracy: final train and test accuracy of SB and LB Adam, mean ± sd over seeds, beside "
           f"{K.SOURCES['table2']}. Our train accuracy is measured on "
-          + (f"the first {int(train_n):,} training samples." if train_n else "the whole training set."))
+          + (f"the first {int(train_n):,} training samples." if train_n else "the whole training set."),
+          supports=[f"K1-{n}" for n in nets])
 
 # %% [markdown]
 # ## Tables 3 and 4: ε-sharpness
@@ -169,7 +169,7 @@ for table, space, title in (("table3", "full", "Table 3 sharpness: ε-sharpness 
     t = side_by_side(table, t_cols, {
         n: [mean_std(arm(n, a)[K.sharp_col(space, e)], 2) for e in (E1, E2) for a in K.ARMS] for n in nets})
     sec.table(f"{table}_sharpness_{space}", t, f"{title}, mean ± sd over seeds (Metric 2.1, ×100 scale), beside "
-              f"{K.SOURCES[table]}.")
+              f"{K.SOURCES[table]}.", supports=[f"{'K2' if space == 'full' else 'K3'}-{n}" for n in nets])
 
 # %%
 extra = []
@@ -186,7 +186,8 @@ for n in nets:
 sec.table("hessian_distance", pd.DataFrame(extra),
           "Hessian and distance: top Hessian eigenvalue of the training loss, distance travelled from the shared "
           "start x0 over all trainable weights, their SB/LB ratio (paper ratio: "
-          f"{K.SOURCES['distance']}) and epochs trained; mean ± sd over seeds.")
+          f"{K.SOURCES['distance']}) and epochs trained; mean ± sd over seeds.",
+          supports=[f"{c}-{n}" for c in ("K4", "K6", "K7") for n in nets])
 
 # %% [markdown]
 # ## Fig. 2 analogue: learning curves
@@ -221,7 +222,8 @@ sec.figure("learning_curves", fig,
            "run; grey dotted: chance. A generalisation gap without a test-accuracy peak followed by decay is not "
            "over-fitting.",
            alt=f"Accuracy against epoch for {', '.join(nets)}: one solid (train) and one dashed (test) line per "
-               "SB and LB run, with a chance line.")
+               "SB and LB run, with a chance line.",
+           supports=[f"K1-{n}" for n in nets])
 
 # %% [markdown]
 # ## Fig. 3: parametric plot
@@ -253,14 +255,16 @@ fig.tight_layout()
 sec.figure("parametric", fig, "Fig. 3: loss (blue) and accuracy (red) on the training subset (solid) and "
            "the test set (dashed) along α·x_LB + (1−α)·x_SB, α ∈ [−1, 2], for one SB/LB pair sharing x0.",
            alt=f"Parametric plots for {', '.join(nets)}: training and test loss and accuracy along the line from "
-               "the SB minimiser (alpha 0) to the LB minimiser (alpha 1) and beyond.")
+               "the SB minimiser (alpha 0) to the LB minimiser (alpha 1) and beyond.",
+           supports=[f"K5-{n}" for n in nets])
 
 # %%
 sec.table("parametric_rise", rises.groupby("network", sort=False).agg(
     **{"rise at SB end": ("sb_rise", lambda v: mean_std(v, 4)), "rise at LB end": ("lb_rise", lambda v: mean_std(v, 4)),
        "pairs": ("seed", "count")}).reset_index(),
     f"Parametric rise: how much the training loss rises {block['parametric']['delta']:g} outward from each end of "
-    f"the SB–LB line, f(−δ) − f(0) at the SB end and f(1+δ) − f(1) at the LB end; mean ± sd over SB/LB pairs.")
+    f"the SB–LB line, f(−δ) − f(0) at the SB end and f(1+δ) − f(1) at the LB end; mean ± sd over SB/LB pairs.",
+    supports=[f"K5-{n}" for n in nets])
 
 # %% [markdown]
 # ## Fig. 4 analogue: batch-size sweep
@@ -302,14 +306,15 @@ sec.figure("batch_sweep", fig, f"Fig. 4 analogue for {snet}: test accuracy (left
            "batch size; points are means, bars ± one sd over seeds; dotted, where inside the sweep: the batch size "
            f"that is the same fraction of our training set as the paper's C1 threshold ({K.SOURCES['threshold']}).",
            alt=f"Test accuracy, epsilon-sharpness and Hessian top eigenvalue of {snet} against batch size on a log "
-               "axis, with the paper's threshold fraction marked.")
+               "axis, with the paper's threshold fraction marked.",
+           supports=[f"K8-{snet}"])
 sweep_tab = sweep.groupby("batch_size").agg(
     test_acc=("test_acc", lambda v: mean_std(v, 2, 100.0)), train_acc=("train_acc", lambda v: mean_std(v, 2, 100.0)),
     sharpness=(sweep_sharp, lambda v: mean_std(v, 3)), hessian=("hessian_max_eig", lambda v: mean_std(v, 3)),
     epochs=("epochs", lambda v: mean_std(v, 1)), n=("seed", "count")).reset_index()
 sweep_tab.columns = ["batch size", "test acc (%)", "train acc (%)", f"ε-sharpness ε={E1:g}", "Hessian λmax",
                      "epochs", "seeds"]
-sec.table("batch_sweep", sweep_tab, f"Batch-size sweep of {snet}: mean ± sd over seeds.")
+sec.table("batch_sweep", sweep_tab, f"Batch-size sweep of {snet}: mean ± sd over seeds.", supports=[f"K8-{snet}"])
 
 # %% [markdown]
 # ## Protocol
@@ -346,27 +351,29 @@ sec.text(
     f"{sh['samples'] or 'all'} training samples; the Hessian's top eigenvalue by {sh['hessian_iters']} power "
     "iterations on the same objective. Batch-size sweep: "
     f"{snet} at {', '.join(str(b) for b in sorted(sweep.batch_size.unique()))} "
-    f"({len(block['sweep']['seeds'])} seeds for the extra sizes, every seed for SB and LB).",
-    heading="Protocol")
-stops = main.groupby(["network", "arm"]).agg(epochs=("epochs", "mean"),
-                                             stop=("stop_reason", lambda s: ", ".join(sorted(set(s)))))
+    f"({len(block['sweep']['seeds'])} seed{'s' if len(block['sweep']['seeds']) > 1 else ''} for the extra sizes, "
+    "every seed for SB and LB).",
+    heading="Protocol details")
+STOP_WORDS = {"budget": "update cap", "cap": "update cap", "diverged": "divergence"}
+stops = main.groupby(["network", "arm"]).agg(
+    epochs=("epochs", "mean"), stop=("stop_reason", lambda s: ", ".join(sorted({STOP_WORDS.get(r, r) for r in s}))))
 sec.protocol([
-    {"aspect": "optimizer", "paper": "Adam, same lr for SB and LB (Keras default 1e-3, authors' code)",
+    {"aspect": "optimizer", "paper": "Adam, same lr for SB and LB [V]; Keras default lr 1e-3 [C]",
      "ours": f"Adam lr {run_cfg.get('lr', 0.001)}, no scaling"},
-    {"aspect": "batch sizes", "paper": "SB 256; LB 10% of the training set (6,000 MNIST, 5,000 CIFAR)",
+    {"aspect": "batch sizes", "paper": "SB 256; LB 10% of the training set (6,000 MNIST, 5,000 CIFAR) [V]",
      "ours": f"SB {sb_size}; LB {block['large_batch_fraction']:.0%}: " + ", ".join(f"{n} {b:,}" for n, b in lb_sizes.items())},
-    {"aspect": "stopping", "paper": "until the loss ceased to improve, no budget",
+    {"aspect": "stopping", "paper": "until the loss ceased to improve, no budget [V]",
      "ours": f"patience {run_cfg.get('patience')} epochs on the train loss, update cap {caps}; "
              + "; ".join(f"{n} {a}: {r.epochs:.0f} epochs (stopped by {r.stop})" for (n, a), r in stops.iterrows())},
-    {"aspect": "trials", "paper": "5 starting points; SB and LB share x0 (authors' code)",
+    {"aspect": "trials", "paper": "5 starting points [V]; SB and LB share x0 [C]",
      "ours": f"{main.seed.nunique()} seeds; SB and LB share x0"},
-    {"aspect": "networks", "paper": "F1 (MNIST), F2 (TIMIT), C1-C4 (CIFAR-10/100)",
+    {"aspect": "networks", "paper": "F1 (MNIST), F2 (TIMIT), C1-C4 (CIFAR-10/100) [V]",
      "ours": net_desc + "; F2 not run (no TIMIT)"},
-    {"aspect": "BatchNorm at evaluation", "paper": "Keras mode 2: batch statistics (eval batch 5,000, authors' code)",
+    {"aspect": "BatchNorm at evaluation", "paper": "Keras mode 2: batch statistics, eval batch 5,000 [C]",
      "ours": "batch statistics" if block["eval_bn"] == "batch" else "running statistics"},
-    {"aspect": "sharpness objective", "paper": "training loss (whole training set), 10 L-BFGS-B iterations",
+    {"aspect": "sharpness objective", "paper": "training loss (whole training set), 10 L-BFGS-B iterations [V]",
      "ours": f"training loss on the first {sh['samples'] or 'all'} training samples, {sh['max_iter']} iterations"},
-    {"aspect": "batch-size sweep (Fig. 4)", "paper": "F2 and C1, 100 epochs per batch size",
+    {"aspect": "batch-size sweep (Fig. 4)", "paper": "F2 and C1, 100 epochs per batch size [V]",
      "ours": f"{snet}, trained to the same patience rule, {sweep.batch_size.nunique()} sizes"},
 ])
 
@@ -389,5 +396,5 @@ caveats.append("F2 (TIMIT) is not run: TIMIT is licensed and not available to th
 if sh["samples"]:
     caveats.append(f"Sharpness and the Hessian are measured on the first {sh['samples']:,} training samples, not the "
                    "whole training set as in the paper.")
-sec.text(" ".join(caveats), heading="Caveats")
+sec.caveats(" ".join(caveats))
 sec.save(sm.output.section if hasattr(sm.output, "section") else None)

@@ -41,8 +41,8 @@ def claims(runs: pd.DataFrame, block: dict) -> list[dict]:
     converged = CONVERGED_STOPS if block["run"].get("patience") else None
     ok, found = arm_check({"SB": sb, "LB": lb}, similar_train_pp=tol, converged=converged,
                           stop_words={"budget": "the update cap" if converged else "the epoch budget"})
-    need = f"every run converged (stopped by {'/'.join(converged)})" if converged else "no run diverged"
-    pre = dict(precondition=f"{need} and the arms' mean train accuracies within {tol:g} pp: {found}",
+    need = f"both arms converged (every run stopped by {'/'.join(converged)})" if converged else "no run diverged"
+    pre = dict(precondition=f"{need}, mean train accuracies within {tol:g} pp: {found}",
                precondition_ok=ok)
     test = lambda d: 100 * d.test_acc.to_numpy(float)
     gap = lambda d: 100 * (d.train_acc - d.test_acc).to_numpy(float)
@@ -51,14 +51,14 @@ def claims(runs: pd.DataFrame, block: dict) -> list[dict]:
     return [
         claim_row("B1", "At similar training accuracy, the large batch reaches lower test accuracy than the small "
                         "batch after the same epochs.",
-                  "final test accuracy (%), LB vs SB (table: summary)",
+                  "final test accuracy (%), LB vs SB",
                   decide(test(lb), test(sb), "less", m1),
                   rule=f"LB < SB: one-sided Welch t-test; against: reverse test, or equivalence within ±{m1:g} pp (TOST{note(m1)})",
                   ours=f"test SB {describe(test(sb))} % vs LB {describe(test(lb))} %; train SB "
                        f"{describe(100 * sb.train_acc.to_numpy(float))} % vs LB {describe(100 * lb.train_acc.to_numpy(float))} %",
                   paper="not published (baseline)", **pre),
         claim_row("B2", "The large batch has the larger train-test accuracy gap (it generalises worse).",
-                  "train − test accuracy (pp), LB vs SB (table: summary)",
+                  "train − test accuracy (pp), LB vs SB",
                   decide(gap(lb), gap(sb), "greater", m2),
                   rule=f"LB > SB: one-sided Welch t-test; against: reverse test, or equivalence within ±{m2:g} pp (TOST{note(m2)})",
                   ours=f"gap SB {describe(gap(sb))} pp vs LB {describe(gap(lb))} pp",

@@ -67,14 +67,13 @@ PUBLISHED = {
 }
 #: where each published value is printed, in our words
 SOURCES = {
-    "table2": "Keskar et al. 2017, Table 2 (SB vs LB Adam, mean ± std of 5 starting points)",
-    "table3": "Keskar et al. 2017, Table 3 (ε-sharpness, full space)",
-    "table4": "Keskar et al. 2017, Table 4 (ε-sharpness, random 100-dim subspaces)",
-    "distance": "Keskar et al. 2017, main text (distance from the starting point; no table)",
-    "threshold": "Keskar et al. 2017, Fig. 4 (test accuracy against batch size, 100 epochs per size)",
-    "hessian": "Keskar et al. 2017, text beside Metric 2.1 (full-space sharpness relates to the largest "
-               "Hessian eigenvalue; no values)",
-    "parametric": "Keskar et al. 2017, Fig. 3 (parametric plots; shape only, no values)",
+    "table2": "Keskar et al. 2017, Table 2",
+    "table3": "Keskar et al. 2017, Table 3",
+    "table4": "Keskar et al. 2017, Table 4",
+    "distance": "Keskar et al. 2017, main text",
+    "threshold": "Keskar et al. 2017, Fig. 4",
+    "hessian": "Keskar et al. 2017, text on Metric 2.1 (no values)",
+    "parametric": "Keskar et al. 2017, Fig. 3 (shape only)",
 }
 #: the paper's range for ||x_SB - x0|| / ||x_LB - x0||
 PUBLISHED_DISTANCE_RATIO = (3.0, 10.0)
@@ -370,12 +369,12 @@ def arm_check(arms: dict[str, pd.DataFrame], *, similar_train_pp: float | None =
         if len(bad):
             problems.append(f"{label}: {len(bad)} of {len(arm)} runs stopped by {name(bad)}")
         else:
-            facts.append(f"{label}: all {len(arm)} runs stopped by {name(stops)}")
+            facts.append(f"{label}: {len(arm)} of {len(arm)} stopped by {name(stops)}")
     if similar_train_pp is not None and len(arms) == 2 and not any(a.empty for a in arms.values()):
         (n1, a1), (n2, a2) = arms.items()
         m1, m2 = 100 * a1["train_acc"].mean(), 100 * a2["train_acc"].mean()
         gap = abs(m2 - m1)
-        text = f"train accuracy {n1} {m1:.2f} %, {n2} {m2:.2f} % ({gap:.2f} pp apart, limit {similar_train_pp:g} pp)"
+        text = f"train accuracy {n1} {m1:.2f} %, {n2} {m2:.2f} % ({gap:.2f} pp apart)"
         (facts if gap <= similar_train_pp else problems).append(text)
     if problems:
         return False, "failed: " + "; ".join(problems + facts)
@@ -387,19 +386,19 @@ def margin_note(cid: str, value: float) -> str:
     ``value`` is the published quantity the config comments name, else '; set in config'."""
     published = {"K1": lambda: smallest_published_gap()[0], "K2": lambda: smallest_published_ratio("table3")[0],
                  "K3": lambda: smallest_published_ratio("table4")[0], "K6": lambda: PUBLISHED_DISTANCE_RATIO[0]}
-    what = {"K1": "the smallest SB − LB test gap of Keskar et al. 2017, Table 2",
-            "K2": "the smallest LB/SB ratio of Keskar et al. 2017, Table 3",
-            "K3": "the smallest LB/SB ratio of Keskar et al. 2017, Table 4",
-            "K6": "the lower end of Keskar et al. 2017's ratio range 3–10"}
+    what = {"K1": "smallest SB − LB test gap in Keskar et al. 2017, Table 2",
+            "K2": "smallest LB/SB ratio in Keskar et al. 2017, Table 3",
+            "K3": "smallest LB/SB ratio in Keskar et al. 2017, Table 4",
+            "K6": "lower end of Keskar et al. 2017's range 3–10"}
     if cid in published and math.isclose(float(value), published[cid]()):
         return f"; margin: {what[cid]}"
     return "; margin set in config" if value else ""
 
 
 def _requirement(similar_train_pp: float | None) -> str:
-    text = f"every run of both arms converged (stopped by {'/'.join(CONVERGED_STOPS)}, no update cap)"
+    text = f"both arms converged (every run stopped by {'/'.join(CONVERGED_STOPS)})"
     if similar_train_pp is not None:
-        text += f" and the arms' mean train accuracies within {similar_train_pp:g} pp"
+        text += f", mean train accuracies within {similar_train_pp:g} pp"
     return text
 
 
@@ -419,14 +418,14 @@ def sb_lb_claims(net: str, sb: pd.DataFrame, lb: pd.DataFrame, rises: pd.DataFra
     eps = [float(e) for e in block["sharpness"]["epsilons"]]
     ok, found = arm_check({"SB": sb, "LB": lb}, similar_train_pp=tol)
     pre = dict(precondition=f"{_requirement(tol)}: {found}", precondition_ok=ok)
-    where = f" ({net} on {DATASET_NAMES.get(PAPER_DATASET.get(net), 'its data')})"
+    where = f", {net} on {DATASET_NAMES.get(PAPER_DATASET.get(net), 'its data')}"
     rows = []
 
     m = float(cfg["K1"]["margin_pp"])
     pub = PUBLISHED["table2"].get(net)
     rows.append(claim_row(
         f"K1-{net}", "At similar training accuracy, LB reaches lower test accuracy than SB (Table 2).",
-        f"{net}: final test accuracy (%), LB vs SB (table: Table 2 accuracy)",
+        f"{net}: final test accuracy (%), LB vs SB",
         decide(_pct(lb.test_acc), _pct(sb.test_acc), "less", m),
         rule=f"LB < SB: one-sided Welch t-test; against: reverse test, or equivalence within ±{m:g} pp (TOST{margin_note('K1', m)})",
         ours=f"test SB {describe(_pct(sb.test_acc))} % vs LB {describe(_pct(lb.test_acc))} %; train SB "
@@ -449,10 +448,10 @@ def sb_lb_claims(net: str, sb: pd.DataFrame, lb: pd.DataFrame, rises: pd.DataFra
         pubrow = PUBLISHED[table].get(net)
         rows.append(claim_row(
             f"{cid}-{net}", f"LB minimisers are sharper than SB ones: ε-sharpness in {what}, at every ε.",
-            f"{net}: log10 ε-sharpness, LB vs SB, at ε = {', '.join(f'{e:g}' for e in eps)} (table: {what})",
+            f"{net}: log10 ε-sharpness, LB vs SB, at ε = {', '.join(f'{e:g}' for e in eps)}",
             combine(parts, how="all"),
-            rule=(f"at every ε, LB > SB on log10 sharpness: one-sided Welch t-tests, all must hold (largest p); "
-                  f"against: any ε reversed or within a factor {ratio:g} (TOST{margin_note(cid, ratio)}), Bonferroni over the ε"),
+            rule=(f"LB > SB on log10 sharpness at every ε (one-sided Welch t-tests); against: any ε reversed or "
+                  f"shown within a factor {ratio:g} (TOST{margin_note(cid, ratio)})"),
             ours="; ".join(f"ε={e:g}: SB {describe(sb[sharp_col(space, e)])} vs LB {describe(lb[sharp_col(space, e)])}"
                            for e in eps),
             paper=("; ".join(f"ε={e}: SB {_table_cell(table, net, i)} vs LB {_table_cell(table, net, i + 1)}"
@@ -462,7 +461,7 @@ def sb_lb_claims(net: str, sb: pd.DataFrame, lb: pd.DataFrame, rises: pd.DataFra
     m = float(cfg["K4"]["margin"])
     rows.append(claim_row(
         f"K4-{net}", "LB minimisers are sharper than SB ones: largest eigenvalue of the training-loss Hessian.",
-        f"{net}: top Hessian eigenvalue, LB vs SB (table: Hessian and distance)",
+        f"{net}: top Hessian eigenvalue, LB vs SB",
         decide(lb.hessian_max_eig, sb.hessian_max_eig, "greater", m),
         rule="LB > SB: one-sided Welch t-test; against: reverse test"
              + (f", or equivalence within ±{m:g} (TOST)" if m > 0 else " (no published size for an equivalence margin)"),
@@ -475,8 +474,7 @@ def sb_lb_claims(net: str, sb: pd.DataFrame, lb: pd.DataFrame, rises: pd.DataFra
     rows.append(claim_row(
         f"K5-{net}", "Along the line between an SB and an LB minimiser the training loss rises faster around the "
                      "LB end (Fig. 3).",
-        f"{net}: rise of the training loss {delta:g} outward from each end, LB end − SB end, paired by seed "
-        f"(figure: parametric plot; table: parametric rise)",
+        f"{net}: rise of the training loss {delta:g} outward from each end, LB end − SB end, paired by seed",
         decide_one_sample(r.lb_rise - r.sb_rise, "greater", 0.0, m),
         rule="mean paired difference > 0: one-sided t-test; against: reverse test"
              + (f", or equivalence within ±{m:g} (TOST)" if m > 0 else " (Fig. 3 gives a shape, no size)"),
@@ -488,7 +486,7 @@ def sb_lb_claims(net: str, sb: pd.DataFrame, lb: pd.DataFrame, rises: pd.DataFra
     m = float(cfg["K6"]["margin_ratio"])
     rows.append(claim_row(
         f"K6-{net}", "SB iterates travel further from the shared starting point x0 than LB iterates.",
-        f"{net}: log10(‖x_SB − x0‖ / ‖x_LB − x0‖), paired by seed (table: Hessian and distance)",
+        f"{net}: log10(‖x_SB − x0‖ / ‖x_LB − x0‖), paired by seed",
         decide_one_sample(_log10(rr.ratio), "greater", 0.0, math.log10(m)),
         rule=f"mean log10 ratio > 0: one-sided t-test; against: reverse test, or ratio within a factor {m:g} (TOST{margin_note('K6', m)})",
         ours=f"‖x − x0‖ SB {describe(rr.sb_dist)} vs LB {describe(rr.lb_dist)}; ratio {describe(rr.ratio)}",
@@ -498,7 +496,7 @@ def sb_lb_claims(net: str, sb: pd.DataFrame, lb: pd.DataFrame, rises: pd.DataFra
     parts[0]["label"], parts[1]["label"] = f"ratio > {lo:g}", f"ratio < {hi:g}"
     rows.append(claim_row(
         f"K7-{net}", f"The ratio ‖x_SB − x0‖ / ‖x_LB − x0‖ lies between {lo:g} and {hi:g}.",
-        f"{net}: log10 distance ratio per seed (table: Hessian and distance)",
+        f"{net}: log10 distance ratio per seed",
         combine(parts, how="all"),
         rule=(f"mean log10 ratio above log10 {lo:g} and below log10 {hi:g}: one-sided t-tests, both must hold; "
               f"against: significantly outside either bound"),
@@ -524,7 +522,7 @@ def sweep_claim(sweep: pd.DataFrame, block: dict) -> dict:
     return claim_row(
         f"K8-{net}", "Test accuracy falls and sharpness rises as the batch size grows (Fig. 4).",
         f"{net}: slopes of test accuracy (pp) and log10 ε-sharpness (full space, ε={eps:g}) per doubling of the "
-        f"batch size, {sweep.batch_size.nunique()} sizes (figure and table: batch-size sweep)",
+        f"batch size, {sweep.batch_size.nunique()} sizes",
         combine([acc, sharp], how="all"),
         rule="accuracy slope < 0 and sharpness slope > 0: one-sided least-squares slope tests, both must hold; "
              "against: either slope significantly the other way",
