@@ -125,3 +125,28 @@ def test_gpu_check_without_a_gpu_says_so_and_exits_0(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "no CUDA device is visible" in proc.stdout and "nothing written" in proc.stdout
     assert not out.exists()
+
+
+def test_gpu_check_rehearsal_hook_plans_the_rehearsal_on_cuda(tmp_path, monkeypatch):
+    import subprocess
+
+    from conftest import LOCAL_ENV, REPO
+    from largebatch.gpucheck import prepare_rehearsal, run_rehearsal
+
+    monkeypatch.chdir(REPO)
+    missing = run_rehearsal(str(tmp_path / "no-such-overlay.yaml"), tmp_path / "wd", "1")
+    assert missing["status"].startswith("skipped: rehearsal overlay") and not (tmp_path / "wd").exists()
+    overlay = REPO / "config" / "rehearsal.yaml"
+    if not overlay.exists():
+        pytest.skip("config/rehearsal.yaml (the rehearsal overlay) does not exist yet")
+    cmd = prepare_rehearsal(str(overlay), tmp_path / "wd", "1")
+    assert cmd[-3:] == ["device=cuda", "autocast=bf16", "channels_last=True"]
+    import yaml
+
+    root = yaml.safe_load(overlay.read_text()).get("data_root")
+    if root:  # the fixture datasets are written where the overlay reads them
+        assert any((tmp_path / "wd" / root).rglob("*"))
+    plan = subprocess.run([*cmd, "-n"], cwd=tmp_path / "wd", capture_output=True, text=True, env=LOCAL_ENV,
+                          timeout=600)
+    assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
+    assert "report" in plan.stdout

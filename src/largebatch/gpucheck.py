@@ -3,7 +3,7 @@
 1. **Rehearsal on CUDA.** Runs the paper-scale rehearsal (the paper scale's plans and code
    paths at tiny sizes, switched on by the config overlay ``--rehearsal``, default
    ``config/rehearsal.yaml``) through Snakemake in a scratch copy of the workflow
-   (``results/gpu-check/rehearsal/``), with ``device=cuda autocast=bf16 channels_last=true``:
+   (``results/gpu-check/rehearsal/``), with ``device=cuda autocast=bf16 channels_last=True``:
    every rule, analysis and notebook of every paper, on the GPU, with the execution options
    a GPU run uses.  Where the overlay file does not exist the step is skipped and says so.
 2. **Per-step costs.** For every distinct training step of the paper scale (network, width,
@@ -157,13 +157,13 @@ def write_costs(path: str | os.PathLike, meta: dict, entries: list[dict]) -> Non
     os.replace(tmp, path)
 
 
-def run_rehearsal(overlay: str, workdir: Path, cores: str) -> dict:
-    """The rehearsal through Snakemake on CUDA in a scratch copy of the workflow."""
+def prepare_rehearsal(overlay: str, workdir: Path, cores: str = "all") -> list[str]:
+    """A scratch copy of the workflow in ``workdir`` with the rehearsal's fixture datasets (at
+    the overlay's ``data_root``, when ``largebatch.fixtures`` exists and they are not there);
+    returns the Snakemake command that runs the rehearsal there on CUDA."""
+    import yaml
+
     repo = Path.cwd()
-    if not Path(overlay).exists():
-        msg = f"skipped: rehearsal overlay {overlay} not found (the paper-scale rehearsal, issue 19 items 1-2)"
-        log.warning(f"gpu-check: {msg}")
-        return {"status": msg}
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -173,8 +173,27 @@ def run_rehearsal(overlay: str, workdir: Path, cores: str) -> dict:
             shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
             shutil.copy(src, workdir / name)
-    cmd = [str(Path(sys.executable).with_name("snakemake")), "--cores", cores, "--configfile", "config.yaml",
-           str(Path(overlay).resolve()), "--config", "device=cuda", "autocast=bf16", "channels_last=true"]
+    settings = yaml.safe_load(Path(overlay).read_text()) or {}
+    root = settings.get("data_root")
+    if settings.get("rehearsal") and root and not (workdir / root).exists():
+        try:
+            from .fixtures import write_fixtures
+        except ImportError:  # no fixture writer: the overlay's data_root must hold the data
+            pass
+        else:
+            divisor = settings["rehearsal"].get("batch_divisor")
+            write_fixtures(workdir / root, **({"batch_divisor": divisor} if divisor else {}))
+    return [str(Path(sys.executable).with_name("snakemake")), "--cores", cores, "--configfile", "config.yaml",
+            str(Path(overlay).resolve()), "--config", "device=cuda", "autocast=bf16", "channels_last=True"]
+
+
+def run_rehearsal(overlay: str, workdir: Path, cores: str) -> dict:
+    """The rehearsal through Snakemake on CUDA in a scratch copy of the workflow."""
+    if not Path(overlay).exists():
+        msg = f"skipped: rehearsal overlay {overlay} not found (the paper-scale rehearsal, issue 19 items 1-2)"
+        log.warning(f"gpu-check: {msg}")
+        return {"status": msg}
+    cmd = prepare_rehearsal(overlay, workdir, cores)
     log.info(f"gpu-check: rehearsal on CUDA in {workdir}: {' '.join(cmd)}")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir)
