@@ -44,6 +44,7 @@ runs = load_runs(rows)
 hist = load_histories(rows)
 sec = Section("hoffer", "Hoffer, Hubara & Soudry 2017: train longer, generalize better")
 sns.set_theme(style="whitegrid")
+CLASSES = {"cifar100": 100}  # number of classes where not 10 (chance accuracy = 1 / classes)
 ARM_NAMES = {"SB": "SB", "LB": "LB", "+LR": "LB +LR", "+GBN": "LB +LR +GBN", "+RA": "LB +LR +GBN +RA"}
 nets = block["networks"]
 dist = block["distance"]
@@ -174,13 +175,14 @@ for ax, (name, net) in zip(axes[0], nets.items()):
                                       arm_name=lambda d: d.arm.map(ARM_NAMES))
     sns.lineplot(h, x="step", y="test_pct", hue="arm_name", hue_order=[ARM_NAMES[a] for a in ARMS], errorbar="sd",
                  ax=ax)
+    ax.axhline(100 / CLASSES.get(net["run"]["dataset"], 10), color="0.5", ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_title(net.get("label", name))
     ax.set_xlabel("updates (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(title="arm (line: mean, band: ± sd)", fontsize=8, title_fontsize=8)
 sec.figure("curves", fig, "Test accuracy against the number of updates (log scale), mean ± sd over seeds: "
-           "with regime adaptation LB makes as many updates as SB.",
+           "with regime adaptation LB makes as many updates as SB. Dotted grey: chance accuracy.",
            alt="Test accuracy against updates on a log axis for the five arms; the +RA curve runs as long as SB's.")
 
 # %%

@@ -19,16 +19,13 @@ data = load_dataset(snakemake.input.data[0], device)
 spec = dict(snakemake.params.spec)
 bn_batch = snakemake.params.bn_batch
 seeds = list(snakemake.params.seeds)
-workers = snakemake.params.workers
-
-
-def model_path(run):
-    return f"results/runs/{run}/model.pt"
-
+# the rule lists every seed's worker models seed by seed, in worker order
+paths = iter(snakemake.input.workers)
+worker_models = {seed: [next(paths) for _ in snakemake.params.workers[seed]] for seed in seeds}
 
 rows = []
 for seed in seeds:
-    states = [load_weights(model_path(r), device) for r in workers[seed]]
+    states = [load_weights(path, device) for path in worker_models[seed]]
     for row in average_curve(states, spec, data, bn_batch=bn_batch, device=device):
         rows.append({"seed": seed, **row})
     log.info("seed %s: k-worker averages done", seed)
@@ -38,7 +35,7 @@ plane = dict(snakemake.params.plane)
 first = seeds[0]
 states = {
     "phase 1": load_weights(snakemake.input.phase1[0], device),
-    "worker 1": load_weights(model_path(workers[first][0]), device),
+    "worker 1": load_weights(worker_models[first][0], device),
     "SWAP average": load_weights(snakemake.input.averages[0], device),
 }
 grid, points = loss_plane(

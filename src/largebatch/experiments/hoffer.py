@@ -236,7 +236,8 @@ def _comparable(a: str, b: str, train: dict, max_gap: float) -> tuple[bool, str]
     """Precondition for a generalisation claim: the two arms' mean train accuracies within max_gap."""
     gap = float(np.nanmean(train[a]) - np.nanmean(train[b]))
     ok = bool(np.isfinite(gap) and abs(gap) <= max_gap)
-    return ok, (f"train accuracies of {a} and {b} at most {max_gap:g} points apart: {a} - {b} = {gap:+.2f} "
+    unit = "point" if max_gap == 1 else "points"
+    return ok, (f"train accuracies of {a} and {b} at most {max_gap:g} {unit} apart: {a} - {b} = {gap:+.2f} "
                 f"{'yes' if ok else 'NO'}")
 
 
