@@ -212,13 +212,14 @@ for label, values, ls in (("SB", per_seed.sb_acc, "--"), ("LB", per_seed.lb_acc,
 ax.set_xlabel("workers averaged (k)")
 ax.set_ylabel("test accuracy (%)")
 ax.set_xticks(range(1, W + 1))
-ax.set_title(f"{len(seeds)} seeds")
+ax.set_title(f"mean ± sd over {len(seeds)} seed(s)")
 ax.legend(fontsize=7)
 fig.tight_layout()
 sec.figure("test_accuracy", fig,
            "Left: test accuracy over training for one seed (y axis zoomed on the end of training): phase 1 (the LB "
            "run stopped at the training-accuracy threshold), the phase-2 workers continuing from it, and the "
-           "averaged model (star), with the SB and LB baselines. Right: test accuracy of the average of the first "
+           "averaged model (star), with the SB and LB baselines (phase 1 is the LB run stopped early, so the two "
+           "curves coincide until phase 1 ends). Right: test accuracy of the average of the first "
            "k workers (BN statistics recomputed), mean ± sd over seeds; k = 1 is worker 1 with recomputed "
            "statistics.",
            alt="Left: test-accuracy curves by epoch of the SB and LB baselines, SWAP phase 1 and the phase-2 "
