@@ -114,7 +114,7 @@ claims = pd.read_csv(sec.claims(claim_rows))
 counts = claims.verdict.value_counts()
 decided = {v: ", ".join(claims[claims.verdict == v].id) for v in VERDICTS[:2]}
 blocked = claims[~claims.precondition_ok.astype(bool)]
-blocked_nets = sorted({i.split("-", 1)[1] for i in blocked.id}, key=lambda n: (n not in nets, n))
+blocked_nets = sorted({i.split("-", 1)[1] for i in blocked.id}, key=lambda n: nets.index(n) if n in nets else len(nets))
 sec.summary(
     f"{len(claims)} claims: " + "; ".join(f"{counts.get(v, 0)} {v}" + (f" ({decided[v]})" if decided.get(v) else "")
                                            for v in VERDICTS) + ". "
@@ -383,10 +383,15 @@ sec.protocol([
 # %%
 caveats = []
 for n in nets:
-    ok, found = K.arm_check({"SB": arm(n, "SB"), "LB": arm(n, "LB")}, similar_train_pp=block["similar_train_acc_pp"])
+    ok, found = K.arm_check({"SB": arm(n, "SB"), "LB": arm(n, "LB")})
     if not ok:
-        caveats.append(f"{n}: the SB and LB runs are not comparable minimisers ({found.split('failed: ', 1)[-1]}); "
-                       f"its SB-vs-LB claims are inconclusive whatever their tests say.")
+        caveats.append(f"{n}: not every run converged ({found.split('failed: ', 1)[-1]}); its SB-vs-LB claims "
+                       "compare iterates cut short, not minimisers, and are inconclusive whatever their tests say.")
+    gap = 100 * abs(arm(n, "LB").train_acc.mean() - arm(n, "SB").train_acc.mean())
+    if gap > block["similar_train_acc_pp"]:
+        caveats.append(f"{n}: SB and LB end {gap:.2f} percentage points apart in train accuracy (limit "
+                       f"{block['similar_train_acc_pp']:g}); its test-accuracy gap (K1-{n}) mixes fit and "
+                       "generalisation and is inconclusive.")
 if scale_name != "paper":
     caveats.append("The published numbers come from MNIST, TIMIT and CIFAR with the full-size networks; ours from "
                    "narrow networks on other data, so only the direction and rough size of effects compare. The "
