@@ -18,13 +18,16 @@
    which ``python -m largebatch.estimate`` then uses instead of its assumed 25 TFLOP/s +
    1.5 ms per step.
 
-Where no CUDA device is visible it says so, writes nothing and exits 0.
+Where no CUDA device is visible it says so, writes nothing and exits 0.  Otherwise it exits 1
+when the rehearsal fails or a step cannot run (listed under ``failures``; e.g. out of memory,
+which the real run would hit too), else 0.
 
 File format (JSON)::
 
     {"device": "NVIDIA H200", "torch": "2.x", "autocast": "bf16", "channels_last": true,
      "date": "2026-12-01T10:00:00+00:00", "scale": "paper", "warmup": 3, "max_steps": 200,
      "rehearsal": {"status": "ok" | "failed (exit N)" | "skipped: ...", "seconds": 123.4},
+     "failures": [{"key": "<estimate.cost_key>", "error": "OutOfMemoryError: ..."}],
      "entries": [{"dataset": "cifar10", "model": "resnet", "width": 16, "depth": 20,
                   "norm": "batch", "ghost_batch_size": null, "dropout": 0.0,
                   "batch_size": 128, "multiplicity": 1, "augment": "crop_flip",
@@ -237,19 +240,30 @@ def main(argv=None) -> int:
     config["papers"] = [p for p in PAPERS if p in config["scales"][args.scale]]
     groups = step_groups(config)
     entries: list[dict] = []
+    meta["failures"] = []  # steps that could not run (e.g. out of GPU memory): the real run would fail too
     t0 = time.perf_counter()
     for i, g in enumerate(groups):
-        spe = max(1, g["n_train"] // g["spec"]["batch_size"])
+        s = g["spec"]
+        what = (f"{s['model']} w{s['width']} d{s['depth']} {s['norm']} on {g['kind']}, "
+                f"batch {s['batch_size']}x{s['multiplicity']}")
+        spe = max(1, g["n_train"] // s["batch_size"])
         steps = spe if args.max_steps <= 0 else min(spe, args.max_steps)
-        ms = time_step(g["spec"], g["kind"], g["n_train"], device, steps=steps, warmup=args.warmup)
+        try:
+            ms = time_step(s, g["kind"], g["n_train"], device, steps=steps, warmup=args.warmup)
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as err:
+            meta["failures"].append({"key": cost_key(s, g["kind"]), "error": f"{type(err).__name__}: {err}"[:500]})
+            log.error(f"gpu-check: {i + 1}/{len(groups)} {what}: FAILED ({type(err).__name__}: {str(err)[:200]})")
+            torch.cuda.empty_cache()
+            write_costs(args.out, meta, entries)
+            continue
         entries.append(cost_entry(g, ms, steps))
         write_costs(args.out, meta, entries)
-        s = g["spec"]
-        log.info(f"gpu-check: {i + 1}/{len(groups)} {s['model']} w{s['width']} d{s['depth']} {s['norm']} on "
-                 f"{g['kind']}, batch {s['batch_size']}x{s['multiplicity']}: {ms:.2f} ms/step "
-                 f"({steps} of {spe} steps timed), {progress_eta(i + 1, len(groups), time.perf_counter() - t0)}")
-    print(f"gpu-check: {len(entries)} per-step costs written to {args.out}; rehearsal: {meta['rehearsal']['status']}")
-    return 0 if meta["rehearsal"]["status"] == "ok" or meta["rehearsal"]["status"].startswith("skipped") else 1
+        log.info(f"gpu-check: {i + 1}/{len(groups)} {what}: {ms:.2f} ms/step ({steps} of {spe} steps timed), "
+                 f"{progress_eta(i + 1, len(groups), time.perf_counter() - t0)}")
+    rehearsal = meta["rehearsal"]["status"]
+    print(f"gpu-check: {len(entries)} per-step costs written to {args.out}, {len(meta['failures'])} steps failed; "
+          f"rehearsal: {rehearsal}")
+    return 0 if (rehearsal == "ok" or rehearsal.startswith("skipped")) and not meta["failures"] else 1
 
 
 if __name__ == "__main__":
