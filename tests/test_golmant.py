@@ -254,3 +254,15 @@ def test_the_redefined_g1_parts_can_pass_and_can_fail():
     assert g1(100 * (1 + 128 / B)) == REPRODUCED
     assert g1(8000 / B) == NOT_REPRODUCED
     assert g1(np.full(B.size, 50.0)) == NOT_REPRODUCED
+
+
+def test_the_cpu_protocol_has_five_seeds_and_states_its_claim_preconditions():
+    import yaml
+    from pathlib import Path
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    block = config["scales"]["cpu"]["golmant"]
+    assert len(block["seeds"]) >= 5
+    # thresholds near the chance loss would make a plateau out of no learning: the bar is well below it
+    assert block["claims"]["max_threshold_vs_chance"] <= 0.5
+    assert block["claims"]["no_learning"] < 1

@@ -144,6 +144,12 @@ def test_config_blocks_plan_the_required_sweep():
             assert ms[0] == 2 and ms[-1] >= 1024 and all(b == 2 * a for a, b in zip(ms, ms[1:]))
     cpu = build_registry({**config, "scale": "cpu", "papers": ["masters_luschi"]})[1]["masters_luschi"]
     assert all("pack" in r for r in cpu)
+    # power (issue 16): >= 3 selection seeds per grid cell, >= 5 separate test seeds per compared arm,
+    # and the paper's eta_base grid up to 2^0
+    sweep = [r for r in cpu if r["part"] == "sweep"]
+    assert len({r["seed"] for r in sweep if r["seed_role"] == "select"}) >= 3
+    assert len({r["seed"] for r in sweep if r["seed_role"] == "test"}) >= 5
+    assert max(r["lr_log2"] for r in sweep) == 0
 
 
 # ---------------------------------------------------------------------------------------- analysis

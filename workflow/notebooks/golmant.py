@@ -210,7 +210,7 @@ ref2 = float(C["G2"]["reference_fraction"])
 claims.append(claim_row(
     "G2", "The batch size beyond which steps stop decreasing (the critical batch) is far below the data size.",
     f"log2(B*/n_train) per seed ({slabel[LSR]}, mean over the eligible curves; a lower bound counts at its value)",
-    decide_one_sample(x2, "less", float(np.log2(ref2)), C["G2"]["margin"]),
+    decide_one_sample(x2, "less", round(float(np.log2(ref2)), 3), C["G2"]["margin"]),
     rule=f"one-sample t over seeds: B* < {ref2:g} x n_train ({ref2 * N_STD:,.0f}); against: above it, or within "
          f"±{C['G2']['margin']:g} octave of it",
     ours=(f"B* {fmt_b(2 ** (x2.mean()) * N_STD)} (geometric mean over {len(x2)} seeds; "
@@ -310,18 +310,18 @@ verdict = {r["id"]: r["verdict"] for r in finalize_claims(claims)}
 
 # %%
 lsr_std = summary[(summary.data == "standard") & (summary.strategy == LSR)]
-sec.text(
+sec.summary(
     f"Steps to fixed loss thresholds for B = {grid[0]}..{grid[-1]} on MNIST-1D ({N_STD:,} training samples), "
     f"{N_SEEDS} seeds, {', '.join(slabel[s] for s in STRATS)}; every run capped at {STEPS} steps. "
-    f"Thresholds are the losses the smallest batch reaches within 1/4, 1/2 and all of the cap; claims are decided "
+    f"Thresholds are the losses the smallest batch reaches within f = {', '.join(f'{f:g}' for f in FRACS)} of the "
+    "cap; claims are decided "
     f"only on thresholds below {MAXF:g} x the chance loss (ln {np.exp(CHANCE['standard']):.0f} = "
     f"{CHANCE['standard']:.2f}): {elig_text()}. "
     f"Under {slabel[LSR]} the critical batch of the seed-mean curves is "
     + ", ".join(fmt_b(b, lb) for b, lb in zip(lsr_std.b_crit, lsr_std.lower_bound))
-    + f" (per threshold). Verdicts: " + ", ".join(f"{k} {v}" for k, v in verdict.items()) + ". "
-    "What this scale can test: the shape of steps-vs-batch curves of one small MLP early in training; what it "
-    "cannot: the paper's converged thresholds on CIFAR-10 ResNets and its other architectures.",
-    heading="Summary")
+    + " (per threshold). Verdicts: " + ", ".join(f"{k} {v}" for k, v in verdict.items()) + ".")
+sec.scope("This scale can test the shape of steps-vs-batch curves of one small MLP early in training; it cannot "
+          "test the paper's converged thresholds on CIFAR-10 ResNets or its other architectures.")
 
 # %% [markdown]
 # ## Evidence
@@ -353,7 +353,7 @@ sec.figure("thresholds", fig,
            "axis), the threshold for each budget fraction f, the chance loss and the eligibility bar. A threshold "
            "above the bar (dashed) measures early progress only; claims are not decided on it.",
            alt="One panel per data set of training loss against step for the smallest batch, with horizontal lines "
-               "for the loss thresholds, the chance loss and the eligibility bar.")
+               "for the loss thresholds, the chance loss and the eligibility bar.", supports=["G1", "G2", "G3", "G4", "GX1"])
 
 # %% figure: steps to threshold
 def thr_label(metric, frac, data="standard"):
@@ -399,7 +399,7 @@ sec.figure("steps_to_threshold", fig,
            "some seed; squares, some seed did not learn (final train loss at chance). Legend: threshold and its "
            "ratio to the chance loss.",
            alt="Six log-log panels of steps to a loss threshold against batch size, one per learning-rate strategy "
-               "and loss, with a perfect-scaling reference line and the step cap.")
+               "and loss, with a perfect-scaling reference line and the step cap.", supports=["G1", "G3"])
 
 # %% figure: speed-up
 fig, axes = plt.subplots(1, len(STRATS), figsize=(4.3 * len(STRATS), 3.9), sharey=True, squeeze=False)
@@ -431,7 +431,7 @@ sec.figure("speedup", fig,
            "solid: train-loss, dashed: test-loss thresholds; black: perfect scaling; vertical lines: the critical "
            "batch B* of each curve. Points never reached or not learnt are left out.",
            alt="Log-log panels of speed-up against batch size per learning-rate strategy, with a perfect-scaling "
-               "diagonal and vertical lines at each curve's critical batch.")
+               "diagonal and vertical lines at each curve's critical batch.", supports=["G1", "G2"])
 
 # %% figure: cost
 fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.9), sharey=True)
@@ -491,7 +491,7 @@ sec.figure("data_complexity", fig,
            "and a smaller training set (training samples in brackets); solid vertical: measured B*, dotted: the B* "
            "predicted by the noise scale; '+': lower bound; dashed curve: its threshold is above the eligibility bar.",
            alt="Log-log panels of speed-up against batch size, one line per data variant, with vertical lines at the "
-               "measured and predicted critical batch.")
+               "measured and predicted critical batch.", supports=["G4", "GX1"])
 
 # %% figure + table: noise scale vs measured critical batch
 within = float(C["GX1"]["within"])
@@ -524,7 +524,7 @@ sec.figure("noise_scale", fig,
            "threshold (larger marker: later threshold); open markers: threshold above the eligibility bar (not used "
            "by claim GX1).",
            alt="Log-log scatter of measured against predicted critical batch size with the identity line and a "
-               "shaded band for agreement within the stated factor.")
+               "shaded band for agreement within the stated factor.", supports="GX1")
 
 # %% tables: summary first, then the details
 sumtab = []
@@ -542,7 +542,7 @@ sec.table("curve_summary", pd.DataFrame(sumtab),
           f"One row per data set, strategy and loss: the thresholds (for f = {', '.join(f'{f:g}' for f in FRACS)}, as "
           "a multiple of the chance loss), the critical batch of each seed-mean curve ('+': lower bound, efficiency "
           "never fell below 0.5), the largest speed-up over B0, the mean first and last local scaling exponents, and "
-          "the first batch size at which some seed did not learn.")
+          "the first batch size at which some seed did not learn.", supports=["G1", "G2", "G4"])
 
 sec.table("thresholds", pd.DataFrame({
     "data": thresholds.data, "loss": thresholds.metric.map(METRICS), "f": thresholds.frac.map(lambda f: f"{f:g}"),
@@ -550,7 +550,7 @@ sec.table("thresholds", pd.DataFrame({
     "chance loss": thresholds.chance.round(3), "x chance": thresholds.vs_chance.round(2),
     "decided on": thresholds.eligible.map({True: "yes", False: "no (above the bar)"})}),
     f"Loss thresholds per data set: the loss every B0 seed reaches within f x {STEPS} steps, its ratio to the chance "
-    f"loss, and whether claims use it (at most {MAXF:g} x chance).")
+    f"loss, and whether claims use it (at most {MAXF:g} x chance).", supports=["G1", "G2", "G3", "G4", "GX1"])
 
 wide = (std_st.assign(T=std_st.steps.replace(np.inf, np.nan))
         .groupby(["metric", "frac", "strategy", "batch_size"]).T.agg(lambda v: mean_std(v, 0) if v.notna().all()
@@ -560,14 +560,14 @@ wide.columns = [f"B = {c}" if isinstance(c, (int, np.integer)) else c for c in w
 wide = wide.assign(metric=wide.metric.map(METRICS), strategy=wide.strategy.map(slabel),
                    frac=wide.frac.map(lambda f: f"{f:g}")).rename(columns={"metric": "loss", "frac": "f"})
 sec.table("steps", wide, f"Steps to each threshold on '{DNAME['standard']}', mean ± sd over seeds (k/n reached: only "
-          f"k of n seeds reached it within {STEPS} steps, or learnt at all).")
+          f"k of n seeds reached it within {STEPS} steps, or learnt at all).", supports="G3")
 
 noise_tab = pd.DataFrame({"data": nz.data, "f": nz.frac.map(lambda f: f"{f:g}"), "B0 step": nz.step,
                           "B_simple (geometric mean)": nz.b_simple.round(0), "sd over seeds": nz.b_simple_sd.round(0),
                           "seeds": nz.n, "train loss there": nz.loss.round(3)})
 sec.table("noise_scale", noise_tab,
           "B_simple of the B0 weights after the step budget of each threshold (geometric mean and sd over seeds), "
-          "with the train loss there (first 4,096 training samples).")
+          "with the train loss there (first 4,096 training samples).", supports="GX1")
 
 sec.claims(claims)
 
@@ -583,20 +583,20 @@ sec.table("critical_batch", pd.DataFrame({
 # %%
 sec.protocol([
     {"aspect": "data", "paper": "CIFAR-10, Cityscapes, WikiText-2; MNIST and SVHN for complexity; CIFAR-10 and SVHN at "
-                                "100/50/25% for size (main text)",
+                                "100/50/25% for size [V]",
      "ours": f"MNIST-1D '{DNAME['standard']}' ({N_STD:,} train); easier / harder / smaller variants"},
-    {"aspect": "network", "paper": "ResNets, MobileNetV2, AlexNet, DRN-D-22, LSTM (main text)",
+    {"aspect": "network", "paper": "ResNets, MobileNetV2, AlexNet, DRN-D-22, LSTM [V]",
      "ours": f"{run_cfg['model']} width {run_cfg.get('width')}, depth {run_cfg.get('depth')}, "
              f"norm {run_cfg.get('norm', 'batch')}"},
-    {"aspect": "measure", "paper": "iterations to reach a training-loss threshold (main text)",
+    {"aspect": "measure", "paper": "iterations to reach a training-loss threshold [V]",
      "ours": f"steps to {len(FRACS)} train- and {len(FRACS)} test-loss thresholds, cap {STEPS} steps"},
-    {"aspect": "threshold", "paper": "the lowest-quartile loss reached by the largest batch (main text)",
+    {"aspect": "threshold", "paper": "the lowest-quartile loss reached by the largest batch [V]",
      "ours": f"the loss every B0 seed reaches within f x {STEPS} steps; decided only below {MAXF:g} x chance"},
-    {"aspect": "batch sizes", "paper": "powers of two up to the capacity of current systems (abstract)",
+    {"aspect": "batch sizes", "paper": "powers of two up to the capacity of current systems [V]",
      "ours": f"{grid[0]}..{grid[-1]} ({grid[-1] / N_STD:.0%} of the training set)"},
-    {"aspect": "lr strategies", "paper": "fixed (BLR), LSR with warm-up, SRSR, training longer (main text)",
+    {"aspect": "lr strategies", "paper": "fixed (BLR), LSR with warm-up, SRSR, training longer [V]",
      "ours": ", ".join(slabel[s] for s in STRATS)},
-    {"aspect": "cost", "paper": "iterations x work per iteration (main text)", "ours": "B·T(B) examples (in epochs)"},
+    {"aspect": "cost", "paper": "iterations x work per iteration [V]", "ours": "B·T(B) examples (in epochs)"},
     {"aspect": "seeds", "paper": "not stated in the text we read", "ours": str(N_SEEDS)},
     {"aspect": "noise scale", "paper": "not in the paper (McCandlish et al. 2018)",
      "ours": f"B_simple, two-batch estimator (b_small {block['noise']['b_small']}, b_big {block['noise']['b_big']}, "
@@ -604,12 +604,12 @@ sec.protocol([
 ])
 
 # %%
-sec.text(
+sec.caveats(
     f"The thresholds sit early in training (B0 reaches them within {STEPS} steps, "
     f"{STEPS * B0['standard'] / N_STD:.2f} epoch), far from the paper's converged thresholds; McCandlish et al. find "
     "the critical batch grows as the loss falls, so lower thresholds would likely move B* up. A run at chance loss "
     f"(final train loss >= {C['no_learning']:g} x chance, or diverged) did not learn: it is flagged and cuts its "
     "curve rather than counting as the plateau. The engine's warm-up ramps from 0 (Goyal et al. ramp from the base "
     "lr). T(B) is resolved only to the evaluation grid. The MLP has no BatchNorm; the paper's ResNets do. "
-    "Claim X1 of earlier versions is GX1 (ids carry the paper's letter).", heading="Caveats")
+    "Claim X1 of earlier versions is GX1 (ids carry the paper's letter).")
 sec.save(sm.output.section if hasattr(sm.output, "section") else None)

@@ -37,6 +37,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from largebatch.experiments import masters_luschi as ML
+from largebatch.experiments import scale_block
+from largebatch.experiments.golmant import CLASSES
 from largebatch.notebook import context
 from largebatch.report import Section, load_histories, load_runs
 from largebatch.stats import claim_row, combine, decide, decide_trend, describe, finalize_claims
@@ -265,15 +267,15 @@ for ds, norm in [(ds, norm) for ds in datasets for norm in norms]:
         f"eta_base range is {w.iloc[0]:.1f} octaves wide at m = {int(w.index[0])} and {w.iloc[-1]:.1f} at "
         f"m = {int(w.index[-1])}; M2 {verdict.get('M2' + tag)}, M3 {verdict.get('M3' + tag)}"
         + (f", M4 {verdict.get('M4' + tag)}." if ("M4" + tag) in verdict else "."))
-sec.text(
+sec.summary(
     f"{len(ms)} batch sizes (m = {ms[0]}..{ms[-1]}) x {len(grid)} base learning rates (eta_base = 2^{grid[0]}.."
-    f"2^{grid[-1]}, eta = m·eta_base) with and without BatchNorm, {spec['epochs']} epochs each. Every cell has "
+    f"2^{grid[-1]}, eta = m·eta_base) with and without BatchNorm, {spec['epochs']} epoch(s) each. Every cell has "
     f"{n_sel} selection seeds, which pick the best cells, and {n_test} separate test seeds, on which every "
     "comparison is decided (a best-of-many cell tested on the seeds that selected it looks better than it is). "
     + " ".join(lines)
-    + (f" BN batch (M5): {verdict.get('M5')}." if "M5" in verdict else "")
-    + " What this scale can test: the shape of the (m, eta_base) landscape for a small MLP in a short budget; "
-    "what it cannot: the paper's convolutional networks trained for 82 epochs.", heading="Summary")
+    + (f" BN batch (M5): {verdict.get('M5')}." if "M5" in verdict else ""))
+sec.scope("This scale can test the shape of the (m, eta_base) landscape of a small MLP in a short fixed budget; it "
+          "cannot test the paper's convolutional networks trained for 82 epochs.")
 
 # %% [markdown]
 # ## Evidence
@@ -319,7 +321,8 @@ sec.figure("accuracy_heatmap", fig,
            "(final training loss not below 95% of the initial), 'x': no seed did (beyond the stability limit). Red "
            "outline: the cell selected at each m on the selection seeds. The colour scale starts at chance (10%).",
            alt=f"Heat maps, one per normalisation, of test accuracy over {len(ms)} batch sizes and {len(grid)} base "
-               "learning rates; diverged cells are grey; the selected learning rate per batch size is outlined.")
+               "learning rates; diverged cells are grey; the selected learning rate per batch size is outlined.",
+           supports=[c["id"] for c in claims if c["id"][:2] in ("M1", "M2", "M3")])
 
 # %%
 fig, ax = plt.subplots(figsize=(7.2, 4.2))
@@ -338,6 +341,9 @@ for norm in norms:
         pts = np.array(pts)
         ax.errorbar(pts[:, 0], pts[:, 1], yerr=pts[:, 2], marker="s", ls="--", color=colors[norm], capsize=3, alpha=0.8)
 ax.axvspan(2, SMALL_MAX, color="0.88", zorder=0)
+chance = {100.0 / CLASSES[scale_block(sm.config)["datasets"][ds]["kind"]] for ds in datasets}
+for c in chance:
+    ax.axhline(c, color="black", ls=":", lw=1)
 ax.set_xscale("log", base=2)
 ax.set_xlabel("batch size m")
 ax.set_ylabel("test accuracy (%), test seeds")
@@ -346,13 +352,15 @@ handles += [Line2D([], [], color="0.3", ls="-", marker="o", label="no warm-up"),
             Line2D([], [], color="0.3", ls="--", marker="s", label="linear warm-up")]
 handles += [Line2D([], [], color="0.3", ls=ls, label=ds) for ds, ls in zip(datasets, [":", "-."])][: len(datasets) - 1]
 handles.append(Patch(color="0.88", label=f"m = 2..{SMALL_MAX}: the paper's best range (abstract)"))
+handles.append(Line2D([], [], color="black", ls=":", label="chance accuracy"))
 ax.legend(handles=handles, fontsize=8, loc="best")
 sec.figure("best_vs_m", fig,
            f"Test accuracy at each batch size of the cell selected there on the selection seeds, mean ± sd over the "
            f"{n_test} test seeds. Dashed squares: the larger batches with a linear learning-rate warm-up. Shaded: "
-           "m = 2 to 32, where the paper finds its best results.",
+           "m = 2 to 32, where the paper finds its best results; dotted: chance accuracy.",
            alt="Line plot of test accuracy against batch size on a log2 axis, one line per normalisation, with the "
-               "warm-up runs dashed and the paper's best range m = 2 to 32 shaded.")
+               "warm-up runs dashed and the paper's best range m = 2 to 32 shaded.",
+           supports=[c["id"] for c in claims if c["id"][:2] in ("M1", "M4")])
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.9))
@@ -381,7 +389,8 @@ sec.figure("stable_range", fig,
            "test seeds. Right (claim M3): fraction of the eta_base grid where a seed trained stably (no NaN/inf, "
            "final training loss below 95% of the initial), mean ± sd over all seeds.",
            alt="Two line plots against batch size on a log2 axis: width of the acceptable learning-rate range in "
-               "octaves, and the fraction of learning rates that trained stably, one line per normalisation.")
+               "octaves, and the fraction of learning rates that trained stably, one line per normalisation.",
+           supports=[c["id"] for c in claims if c["id"][:2] in ("M2", "M3")])
 
 # %%
 tab = per_m.assign(**{
@@ -397,7 +406,7 @@ cols = (["dataset"] if len(datasets) > 1 else []) + ["normalisation", "m", "sele
 sec.table("per_batch_size", tab[cols],
           f"Per batch size: the eta_base selected on the {n_sel} selection seeds, its test and final train accuracy "
           f"on the {n_test} test seeds (mean ± sd, n), and the share of all runs at that m (every eta_base and seed) "
-          "that trained stably and that diverged.")
+          "that trained stably and that diverged.", supports=[c["id"] for c in claims if c["id"][:2] in ("M1", "M3")])
 
 # every cell of the sweep, for download (the heat map shows them)
 all_cells.assign(eta_base=[eta(k) for k in all_cells.lr_log2], accuracy_pct=all_cells.acc_mean.round(2),
@@ -427,7 +436,7 @@ if len(bn_best):
                + ", ".join(eta(k) for k in sorted(bnr.lr_log2.unique()))
                + f"; stars: the test seeds at m_BN = {ref} and m_BN = m (claim M5).",
                alt="Line plot of test accuracy against the BN batch size on a log2 axis, one line per SGD batch "
-                   "size, with stars marking the test-seed means compared in claim M5.")
+                   "size, with stars marking the test-seed means compared in claim M5.", supports="M5")
     sec.table("bn_batch", pd.DataFrame({
         "m": bn_best.m, "m_BN": bn_best.m_bn, "selected eta_base": [eta(k) for k in bn_best.lr_log2],
         "selection seeds (%)": [describe(a, 1) for a in
@@ -436,7 +445,7 @@ if len(bn_best):
         "test seeds (%)": [describe(a, 1) if len(a) else "not trained" for a in bn_best.test_accs],
         "diverged runs": bn_best.n_diverged}),
         "BN batch study: test accuracy at the eta_base selected per (m, m_BN) on the selection seeds; test seeds "
-        f"are trained only where claim M5 compares (m_BN = {ref} and m_BN = m).")
+        f"are trained only where claim M5 compares (m_BN = {ref} and m_BN = m).", supports="M5")
 
 # %%
 wt = []
@@ -453,23 +462,23 @@ if wt:
     sec.table("warmup", pd.DataFrame(wt),
               f"Warm-up (linear over {block['warmup']['epochs']} epoch(s)) for m = {block['warmup']['batch_sizes']}: "
               "the best warm-up cell (selected on the selection seeds) on the test seeds, the same m without warm-up, "
-              "and the best small-batch cell (claim M4).")
+              "and the best small-batch cell (claim M4).", supports=[c["id"] for c in claims if c["id"][:2] == "M4"])
 
 # %%
 sec.claims(claims)
 
 # %%
 sec.protocol([
-    {"aspect": "data", "paper": "CIFAR-10, CIFAR-100, ImageNet (abstract)",
-     "ours": f"{', '.join(datasets)} ({int(sweep.steps_per_epoch.max() * sweep.m.min())} training samples)"},
-    {"aspect": "network", "paper": "reduced AlexNet, ResNet-8/20/32 (CIFAR); ResNet-50 (ImageNet) (main text)",
+    {"aspect": "data", "paper": "CIFAR-10, CIFAR-100, ImageNet [V]",
+     "ours": f"{', '.join(datasets)} ({int(sweep.steps_per_epoch.max() * sweep.m.min()):,} training samples)"},
+    {"aspect": "network", "paper": "reduced AlexNet, ResNet-8/20/32 (CIFAR); ResNet-50 (ImageNet) [V]",
      "ours": f"{spec['model']} width {spec['width']} depth {spec['depth']}"},
-    {"aspect": "optimiser", "paper": "plain SGD, no momentum (main text)",
+    {"aspect": "optimiser", "paper": "plain SGD, no momentum [V]",
      "ours": f"SGD, momentum {spec['momentum']}, weight decay {spec.get('weight_decay', 0)}"},
-    {"aspect": "learning rate", "paper": "eta = m·eta_base, eta_base = 2^-12..2^0 (main text)",
+    {"aspect": "learning rate", "paper": "eta = m·eta_base, eta_base = 2^-12..2^0 [V]",
      "ours": f"eta = m·eta_base, eta_base = 2^{grid[0]}..2^{grid[-1]}"},
-    {"aspect": "batch sizes", "paper": "m = 2 up to a few thousand (main text)", "ours": f"m = {ms[0]}..{ms[-1]}"},
-    {"aspect": "budget", "paper": "82 epochs (CIFAR-10), 164 (CIFAR-100), lr /10 at 50% and 75% (main text)",
+    {"aspect": "batch sizes", "paper": "m = 2 up to a few thousand [V]", "ours": f"m = {ms[0]}..{ms[-1]}"},
+    {"aspect": "budget", "paper": "82 epochs (CIFAR-10), 164 (CIFAR-100), lr /10 at 50% and 75% [V]",
      "ours": f"{spec['epochs']} epoch(s), lr x0.1 at epochs {spec.get('milestones', [])}"},
     {"aspect": "metric", "paper": "median test accuracy of the last 5 epochs (main text)",
      "ours": "final test accuracy"},
@@ -506,7 +515,7 @@ if bench_files:
 
 # %%
 largest = sweep.sort_values("m").iloc[-1]
-sec.text(
+sec.caveats(
     f"The network is a {spec['depth']}-layer MLP of width {spec['width']} on MNIST-1D, far smaller than the paper's "
     f"convolutional networks, and BatchNorm in an MLP over 2 to 4 samples is more degenerate than in a conv net "
     f"(which also averages over positions). The budget is {spec['epochs']} epoch(s) instead of 82, so the largest "
@@ -514,6 +523,5 @@ sec.text(
     "epoch budget this short favours small batches more strongly than the paper's. We use momentum 0.9 where the "
     "paper uses plain SGD, report the final test accuracy rather than the median of the last 5 epochs, and warm "
     "up from 0 rather than from eta/32. A selected learning rate at the edge of the grid, or a grid that never "
-    "diverges at some m, makes the claims that depend on it inconclusive (their precondition).",
-    heading="Caveats")
+    "diverges at some m, makes the claims that depend on it inconclusive (their precondition).")
 sec.save(sm.output.section if hasattr(sm.output, "section") else None)
