@@ -40,14 +40,17 @@ from largebatch.experiments import masters_luschi as ML
 from largebatch.experiments import scale_block
 from largebatch.experiments.golmant import CLASSES
 from largebatch.notebook import context
-from largebatch.report import Section, load_histories, load_runs
+from largebatch.report import Section, load_runs
 from largebatch.stats import claim_row, combine, decide, decide_trend, describe, finalize_claims
 
 sm = context("masters_luschi", globals())
 block = getattr(sm.params, "block", None) or sm.params.scale
 rows = sm.params.runs
 runs = load_runs(rows)
-hist = load_histories(rows)
+# the training loss at initialisation (first history row) of every run: all the analysis needs
+# from the histories, read without loading thousands of whole files
+init_loss = pd.Series({r: float(pd.read_csv(f"results/runs/{r}/history.csv", nrows=1).train_loss.iloc[0])
+                       for r in runs.run.unique()})
 sec = Section("masters_luschi", ML.TITLE)
 TOL = float(block["stable_tolerance_pp"])
 CLAIMS = block["claims"]
@@ -67,7 +70,6 @@ def eta(k):
 # %%
 # per run: accuracy in percent; did it train stably (not diverged, final train loss below 95% of the
 # loss at initialisation)?
-init_loss = hist[hist.step == 0].drop_duplicates("run").set_index("run")["train_loss"]
 runs["stable"] = ML.run_stability(runs, init_loss)
 runs["diverged"] = runs["status"].eq("diverged")
 runs["acc"] = 100 * pd.to_numeric(runs["test_acc"], errors="coerce")
