@@ -35,7 +35,7 @@ from largebatch.experiments.hoffer import (ARMS, PUBLISHED, PUBLISHED_DATASET, S
                                            distance_fits, ra_factor, table_claims)
 from largebatch.notebook import context
 from largebatch.report import Section, load_histories, load_runs
-from largebatch.stats import finalize_claims, mean_std
+from largebatch.stats import finalize_claims
 
 sm = context("hoffer", globals())
 rows = sm.params.runs
@@ -52,6 +52,15 @@ pre = block["preconditions"]
 seeds = sorted(runs.seed.unique())
 table_runs = runs[runs.table.astype(bool)].copy()
 table_runs["arm"] = pd.Categorical(table_runs.arm, categories=list(ARMS), ordered=True)
+
+
+def ms(values, digits: int = 2) -> str:
+    """'mean ± sd' of the finite values with fixed decimals (one value: itself)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return "n/a"
+    return f"{v[0]:.{digits}f}" if v.size == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def per_seed(name, arm, col):
@@ -92,22 +101,28 @@ for name, net in nets.items():
     acc = {arm: per_seed(name, arm, "test_acc") for arm in ARMS}
     train = {arm: per_seed(name, arm, "train_acc") for arm in ARMS}
     claims += table_claims(name, net.get("label", name), acc, train, net["claims"], pre, multi=len(nets) > 1)
+claims.sort(key=lambda r: (r["id"].split("-")[0], r["id"]))  # H0, H1, ... in the paper's order
 decided = finalize_claims(claims)
 counts = pd.Series([c["verdict"] for c in decided]).value_counts()
 failed = [c for c in decided if not c["precondition_ok"]]
 first = next(iter(nets.values()))
-sec.text(
+sec.summary(
     f"Each arm trained with {len(seeds)} seeds on "
     + "; ".join(f"{n.get('label', k)} (SB {n['small_batch']}, LB {n['large_batch']})" for k, n in nets.items())
     + f". Of {len(decided)} claims: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "."
     + (" Inconclusive for a failed precondition: "
        + "; ".join(f"{c['id']} ({next(t for t in c['precondition'].split('; ') if 'NO' in t)})" for c in failed)
-       + "." if failed else "")
-    + (" The published values (authors' poster) are for the paper's networks on their own data; where our data "
-       "differs they are shown for direction and size of the effects, not for the accuracy levels."
-       if not all(same_data(k) for k in nets) else ""),
-    heading="Summary")
+       + "." if failed else ""))
+sec.scope(
+    ("The published values (authors' poster) are for the paper's networks on their own data; ours differ, so "
+     "this scale tests the direction and size of each adaptation's effect and the shape of Fig. 2, not the "
+     "published accuracy levels." if not all(same_data(k) for k in nets) else
+     "Same networks and data as the published rows: the accuracy levels are comparable.")
+    + " Comparisons with SB need SB to fit its training set first.")
 sec.claims(claims)
+ids = {c: [r["id"] for r in claims if r["id"].split("-")[0] == c] for c in ("H0", "H1", "H2", "H3", "H4", "H5", "H6")}
+TABLE_IDS = ids["H0"] + ids["H4"] + ids["H5"] + ids["H6"]
+FIG2_IDS = ids["H1"] + ids["H2"] + ids["H3"]
 
 # %% [markdown]
 # ## The table
@@ -118,7 +133,7 @@ for name, net in nets.items():
     row = {"network": net.get("label", name), "source": "ours, mean ± sd over seeds",
            "SB / LB batch": f"{net['small_batch']} / {net['large_batch']}"}
     for arm in ARMS:
-        row[ARM_NAMES[arm]] = mean_std(per_seed(name, arm, "test_acc"), 2)
+        row[ARM_NAMES[arm]] = ms(per_seed(name, arm, "test_acc"), 2)
     wide.append(row)
     if name in PUBLISHED:
         pub = PUBLISHED[name]
@@ -127,7 +142,7 @@ for name, net in nets.items():
 sec.table("table1", pd.DataFrame(wide),
           "Final test accuracy (%) as the paper's Table 1 lays it out: each column adds one adaptation to the "
           "previous one (+LR: learning rate x √(B_L/B_S); +GBN: ghost batch normalization; +RA: regime "
-          "adaptation). Ours: mean ± sd over seeds; the published row: one run per cell.")
+          "adaptation). Ours: mean ± sd over seeds; the published row: one run per cell.", supports=TABLE_IDS)
 
 detail = []
 for (name, arm), g in table_runs.groupby(["network", "arm"], observed=True, sort=True):
@@ -135,13 +150,14 @@ for (name, arm), g in table_runs.groupby(["network", "arm"], observed=True, sort
         "network": nets[name].get("label", name), "arm": ARM_NAMES[arm], "batch": int(g.batch_size.iloc[0]),
         "updates": int(g.steps.iloc[0]), "epochs": f"{float(g.epochs.iloc[0]):g}",
         "peak learning rate": f"{float(g.lr_peak.iloc[0]):.3g}",
-        "train accuracy (%)": mean_std(100 * g.train_acc, 2), "test accuracy (%)": mean_std(100 * g.test_acc, 2),
-        "train - test (points)": mean_std(100 * (g.train_acc - g.test_acc), 2),
+        "train accuracy (%)": ms(100 * g.train_acc, 2), "test accuracy (%)": ms(100 * g.test_acc, 2),
+        "train - test (points)": ms(100 * (g.train_acc - g.test_acc), 2),
         "diverged runs": int((g.status != "ok").sum()), "seeds": len(g),
     })
 sec.table("arms", pd.DataFrame(detail),
           "Every arm: batch size, number of updates, epochs, peak learning rate, final train and test accuracy "
-          "and their difference (mean ± sd over seeds), diverged runs.")
+          "and their difference (mean ± sd over seeds), diverged runs; the train accuracies decide the "
+          "preconditions.", supports=TABLE_IDS)
 
 # %%
 fig, axes = plt.subplots(1, len(nets), figsize=(4.8 * len(nets), 3.8), squeeze=False)
@@ -165,7 +181,7 @@ sec.figure("arms", fig, "Final test accuracy per arm: seeds (grey dots), mean ±
            + ("; published values (red diamonds) where our data is the paper's." if any(map(same_data, nets)) else
               "; the published values are on other data (Table 1) and are not drawn."),
            alt="Dot plot of final test accuracy for the arms SB, LB, +LR, +GBN and +RA of each network, one dot per "
-               "seed with the mean and standard deviation.")
+               "seed with the mean and standard deviation.", supports=TABLE_IDS)
 
 # %%
 th = hist[hist.table.astype(bool) & (hist.step > 0)]
@@ -183,22 +199,23 @@ for ax, (name, net) in zip(axes[0], nets.items()):
     ax.legend(title="arm (line: mean, band: ± sd)", fontsize=8, title_fontsize=8)
 sec.figure("curves", fig, "Test accuracy against the number of updates (log scale), mean ± sd over seeds: "
            "with regime adaptation LB makes as many updates as SB. Dotted grey: chance accuracy.",
-           alt="Test accuracy against updates on a log axis for the five arms; the +RA curve runs as long as SB's.")
+           alt="Test accuracy against updates on a log axis for the five arms; the +RA curve runs as long as SB's.",
+           supports=ids["H4"])
 
 # %%
 fit_table = []
 for (c, b), g in fits.groupby(["condition", "batch_size"], sort=True):
     fit_table.append({"panel": "(a) before" if c == "before" else "(b) after", "batch": b,
                       "updates in the phase": int(g.t_drop.iloc[0]), "points fitted": int(g.points.iloc[0]),
-                      "slope b": mean_std(g.slope, 3), "intercept a": mean_std(g.intercept, 3),
-                      "R² (a + b ln t)": mean_std(g.r2_log, 4), "R² (a + b √t)": mean_std(g.r2_sqrt, 4),
-                      "distance at phase end": mean_std(g.d_drop, 3), "seeds": len(g)})
+                      "slope b": ms(g.slope, 3), "intercept a": ms(g.intercept, 3),
+                      "R² (a + b ln t)": ms(g.r2_log, 4), "R² (a + b √t)": ms(g.r2_sqrt, 4),
+                      "distance at phase end": ms(g.d_drop, 3), "seeds": len(g)})
 fit_table = pd.DataFrame(fit_table).sort_values(["panel", "batch"])
 sec.table("distance_fits", fit_table,
           f"Fits of the weight distance d = ||w_t - w_0|| against the update count t over the high-LR phase "
           f"(log-grid evaluations from update {dist['fit_min_step']} to the first LR drop), mean ± sd over seeds. "
           "(a) before: same learning rate, BatchNorm, same epochs; (b) after: +LR +GBN +RA (the small batch is "
-          "the same run in both panels).")
+          "the same run in both panels).", supports=FIG2_IDS)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 batches = sorted(fits.batch_size.unique())
@@ -226,7 +243,7 @@ sec.figure("distance", fig, "Weight distance from initialisation during the high
            f"every seed) with the least-squares fit d = a + b ln t over updates >= {dist['fit_min_step']} (lines; "
            "slope b and R² averaged over seeds), as the paper's Fig. 2.",
            alt="Two panels of weight distance against updates on a log axis, one colour per batch size, before and "
-               "after the adaptations, with straight-line fits in log t.")
+               "after the adaptations, with straight-line fits in log t.", supports=FIG2_IDS)
 
 # %% [markdown]
 # ## Protocol
@@ -284,5 +301,5 @@ notes.append(
                                 fits[fits.condition == "after"].groupby("batch_size").slope.mean().items())
     + ". Points fitted per run, before: " + ", ".join(f"B={b}: {p:g}" for b, p in fb.points.mean().items())
     + " (a large batch makes few updates in its high-LR phase, so its fit spans a short range of ln t).")
-sec.text("\n\n".join(notes), heading="Caveats")
+sec.caveats("\n\n".join(notes))
 sec.save(sm.output.section if hasattr(sm.output, "section") else None)

@@ -36,7 +36,7 @@ from matplotlib import pyplot as plt
 from largebatch.experiments.swap import decide_claims, phase1_sanity
 from largebatch.notebook import context
 from largebatch.report import Section, load_histories, load_runs
-from largebatch.stats import describe, finalize_claims, mean_std
+from largebatch.stats import finalize_claims
 
 sm = context("swap", globals())
 rows = sm.params.runs
@@ -58,6 +58,15 @@ inp = {
                                                    ("points", "plane_points.csv"))},
 }
 inp.update({k: getattr(sm.input, k) for k in inp if hasattr(sm.input, k)})
+
+
+def ms(values, digits: int = 2) -> str:
+    """'mean ± sd' of the finite values with fixed decimals (one value: itself)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return "n/a"
+    return f"{v[0]:.{digits}f}" if v.size == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def bench_s(path) -> float:
@@ -107,14 +116,16 @@ decided = finalize_claims(claims)
 verdicts = ", ".join(f"{c['id']} {c['verdict']}" for c in decided)
 failed = [f"{c['id']}: {next(t for t in c['precondition'].split('; ') if 'NO' in t)}"
           for c in decided if not c["precondition_ok"]]
-sec.text(
+sec.summary(
     f"{len(seeds)} seed(s), {W} phase-2 workers each, on {DATA.get(spec['dataset'], spec['dataset'])} with "
     f"{NET.get(spec['model'], spec['model'])} (width {spec.get('width')}, depth {spec.get('depth')}; SB batch {block['small_batch']}, LB and phase-1 batch {block['large_batch']}). Verdicts: {verdicts}."
     + (f" Failed preconditions: {'; '.join(failed)}." if failed else "")
-    + " The paper's accuracy and time tables were not available to us, so its claims are stated without "
-    "its numbers. Time is the training loop's own clock (phase 1 + slowest worker + averaging against SB); "
-    "job wall time, which adds an interpreter start-up per job (three on SWAP's critical path, one on SB's), "
-    "is shown beside it.", heading="Summary")
+    + " Time is the training loop's own clock (phase 1 + slowest worker + averaging against SB); job wall "
+    "time, which adds an interpreter start-up per job (three on SWAP's critical path, one on SB's), is shown "
+    "beside it.")
+sec.scope("The paper's accuracy and time tables were not available to us, so its claims are tested for "
+          "direction (SWAP vs SB, LB and its own workers; time against SB) without its numbers; the workers "
+          "run as separate jobs, in parallel only where the machine has free cores.")
 sec.claims(claims)
 
 # %% [markdown]
@@ -122,10 +133,10 @@ sec.claims(claims)
 
 # %%
 def row(method, batch, epochs, train_acc, test_acc, loop_s, job_s):
-    return {"method": method, "batch": batch, "epochs": mean_std(epochs, 1),
-            "train accuracy (%)": mean_std(100 * np.asarray(train_acc, float), 2),
-            "test accuracy (%)": mean_std(100 * np.asarray(test_acc, float), 2),
-            "training-loop time (s)": mean_std(loop_s, 1), "job time (s)": mean_std(job_s, 1),
+    return {"method": method, "batch": batch, "epochs": ms(epochs, 1),
+            "train accuracy (%)": ms(100 * np.asarray(train_acc, float), 2),
+            "test accuracy (%)": ms(100 * np.asarray(test_acc, float), 2),
+            "training-loop time (s)": ms(loop_s, 1), "job time (s)": ms(job_s, 1),
             "seeds": len(list(test_acc))}
 
 
@@ -145,7 +156,8 @@ sec.table("summary", pd.DataFrame(table),
           "Final train and test accuracy and time, mean ± sd over seeds (phase 2: over every worker of every "
           "seed). For SWAP, epochs and times follow the critical path: phase 1 + slowest worker + averaging. "
           "Training-loop time: the engine's own clock (evaluations included, no start-up); job time: the "
-          "Snakemake benchmark of each job, start-up and data load included. Other jobs shared the machine.")
+          "Snakemake benchmark of each job, start-up and data load included. Other jobs shared the machine.",
+          supports=["S1", "S2", "S3"])
 times = pd.DataFrame({
     "seed": per_seed.seed, "SB": per_seed.t_sb, "LB": per_seed.t_lb, "phase 1": per_seed.t_p1,
     "slowest worker": per_seed.t_worker_max, "averaging": per_seed.t_avg, "SWAP, workers in parallel":
@@ -154,12 +166,13 @@ times = pd.DataFrame({
 }).map(lambda v: f"{v:.1f}" if isinstance(v, float) else v)
 sec.table("times", times, "Time per seed in seconds: job times (Snakemake benchmarks) and, in the last two "
                           "columns, training-loop times. SWAP in parallel = phase 1 + slowest worker + averaging; "
-                          "one after another = phase 1 + every worker + averaging (one machine).")
+                          "one after another = phase 1 + every worker + averaging (one machine).", supports="S3")
 san = phase1_sanity(per_seed)
 sec.table("sanity", pd.DataFrame([{
     "check": "SWAP average vs its phase-1 model",
-    "SWAP (%)": mean_std(per_seed.swap_acc, 2), "phase 1 (%)": mean_std(per_seed.p1_acc, 2),
-    "difference (points)": f"{san['effect']:+.2f}", "95% CI": f"{san['ci_low']:+.2f} to {san['ci_high']:+.2f}",
+    "SWAP (%)": ms(per_seed.swap_acc, 2), "phase 1 (%)": ms(per_seed.p1_acc, 2),
+    "difference (points)": f"{san['effect']:+.2f}",
+    "95% CI": f"{san['ci_low']:+.2f} to {san['ci_high']:+.2f}" if np.isfinite(san["ci_low"]) else "n/a (one seed)",
     "SWAP ahead in": f"{int((per_seed.swap_acc > per_seed.p1_acc).sum())} of {len(per_seed)} seeds",
 }]), "A sanity check, not a claim: phase 1 stops part-way through its learning-rate schedule, at the "
     f"{100 * block['stop_train_acc']:g}% training-accuracy threshold, so phases 2 and 3 are expected to improve on "
@@ -224,7 +237,7 @@ sec.figure("test_accuracy", fig,
            "statistics.",
            alt="Left: test-accuracy curves by epoch of the SB and LB baselines, SWAP phase 1 and the phase-2 "
                "workers for one seed, with the averaged model as a star. Right: accuracy of the average of k "
-               "workers for k = 1 to W.")
+               "workers for k = 1 to W.", supports=["S1", "S2", "S4"])
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 4.2))
@@ -244,7 +257,7 @@ sec.figure("accuracy_time", fig,
            "averaged model at phase 1 + slowest worker + averaging; markers: where the other seeds' SB and SWAP "
            "runs ended. The paper's time values were not available to us, so none are drawn.",
            alt="Test accuracy against seconds of training for one seed's SB and LB baselines, SWAP phase 1 and its "
-               "workers, with the SWAP average as a star at the time SWAP finishes.")
+               "workers, with the SWAP average as a star at the time SWAP finishes.", supports="S3")
 
 # %%
 xs, ys = np.sort(plane.x.unique()), np.sort(plane.y.unique())
@@ -309,13 +322,13 @@ sec.protocol([
 # ## Caveats
 
 # %%
-sec.text(
-    f"Phase 1 stopped after {mean_std(per_seed.p1_epochs, 1)} epochs (cap {block['epochs']}). In training-loop "
+sec.caveats(
+    f"Phase 1 stopped after {ms(per_seed.p1_epochs, 1)} epochs (cap {block['epochs']}). In training-loop "
     f"time SWAP takes {np.mean(per_seed.loop_parallel / per_seed.loop_sb):.2f}x SB's time (mean of per-seed "
     f"ratios); in job time {np.mean(per_seed.t_parallel / per_seed.t_sb):.2f}x, and with all workers one after "
     f"another on one machine {np.mean(per_seed.t_sequential / per_seed.t_sb):.2f}x. Job time adds the interpreter "
     "and torch start-up and the data load (a few seconds per job), which SWAP pays three times on its critical "
     "path and SB once; on a small network that start-up is a large share of the job. Jobs shared the machine's "
     "cores with other jobs, so times carry that noise. S4 compares with the best worker of each seed chosen on "
-    "the test set, which favours the workers.", heading="Caveats")
+    "the test set, which favours the workers.")
 sec.save(sm.output.section if hasattr(sm.output, "section") else None)

@@ -255,7 +255,8 @@ def non_inferior(a, b, margin: float) -> dict:
     d = decide(a + margin, b, "greater", 0.0)
     d.update(effect=d["effect"] - margin, ci_low=d["ci_low"] - margin, ci_high=d["ci_high"] - margin,
              ours=f"{describe(a)} vs {describe(b)}",
-             test=f"non-inferiority with margin {margin:g}: " + d["test"].replace("a > b", "a + margin > b"))
+             test=(f"non-inferiority: Welch t-test, one-sided (a > b - {margin:g}), and against: the reverse "
+                   f"one-sided test (a < b - {margin:g}); n={d['n_a']}/{d['n_b']}, alpha={d['alpha']:g}"))
     return d
 
 
