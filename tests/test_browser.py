@@ -76,7 +76,7 @@ def check_content(page) -> None:
     rows = page.eval_on_selector_all("table.claims tr[id]", "els => els.length")
     assert rows == len(chips)
     # every evidence link in a claims table points at a numbered table or figure
-    refs = page.eval_on_selector_all("table.claims .claim-rule a", "els => els.map(e => e.getAttribute('href'))")
+    refs = page.eval_on_selector_all("table.claims .refs a", "els => els.map(e => e.getAttribute('href'))")
     assert page.evaluate("hs => hs.filter(h => !document.getElementById(h.slice(1)))", refs) == []
     # figures: loaded, with alt text that describes them (not a file name)
     images = page.eval_on_selector_all("img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])")

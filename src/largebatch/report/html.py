@@ -21,10 +21,10 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from ..stats import ALPHA
+from ..stats import ALPHA, CLAIM_COLUMNS
 from . import provenance as prov
 from .bibliography import PAPERS, REFERENCES, SOURCE_TAGS, cite
-from .fmt import DASH, as_bool, format_effect, format_p, format_table, format_text, numeric_columns
+from .fmt import as_bool, format_effect, format_number, format_p, format_table, format_text, numeric_columns
 from .summary import (SCALE_SCOPE, VERDICT_CLASS, check_unique_claims, claim_anchor, fragile, paper_lines, totals,
                       verdict_rules)
 
@@ -80,16 +80,19 @@ def _table(item: dict, base: Path, number: str, anchor: str) -> dict:
 
 def _claims(base: Path, doc: dict, refs: dict[str, dict]) -> list[dict]:
     df = pd.read_csv(base / doc["claims"], keep_default_na=True)
+    missing = [c for c in CLAIM_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{base / doc['claims']}: lacks the claims-table columns {missing}; write it with "
+                         f"Section.claims(rows of largebatch.stats.claim_row) and rerun the section's rule")
     evidence = doc.get("evidence") or {}
     rows = []
     for r in df.to_dict("records"):
         r = {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
         r["id"] = str(r["id"])
         ok = as_bool(r.get("precondition_ok", True))
-        paper = format_text(r.get("paper") or DASH)
         rows.append({**r, "anchor": claim_anchor(r["id"]), "cls": VERDICT_CLASS.get(r["verdict"], "inconclusive"),
                      "fragile": fragile(r), "precondition_ok": ok,
-                     "ours_text": format_text(r.get("ours") or DASH), "paper_text": paper,
+                     "ours_text": format_number(r.get("ours")), "paper_text": format_number(r.get("paper")),
                      "paper_source": format_text(r["paper_source"]) if r.get("paper_source") else "",
                      "effect_text": format_effect(r.get("effect"), r.get("ci_low"), r.get("ci_high")),
                      "p_claim_text": format_p(r.get("p_claim_adj")), "p_against_text": format_p(r.get("p_against_adj")),
@@ -137,7 +140,8 @@ def load_section(path: str | os.PathLike, index: int = 1) -> dict:
         evidence.append(it)
     claims = _claims(base, doc, refs)
     bib = PAPERS.get(paper)
-    return {"paper": paper, "title": doc["title"], "index": index, "cite": cite(paper), "bib": bib,
+    # a section that is not one of the papers (e.g. the baseline) is named by its title
+    return {"paper": paper, "title": doc["title"], "index": index, "cite": bib.cite if bib else doc["title"], "bib": bib,
             "summary": summary, "scope_text": " ".join(p for t in scope for p in t["paragraphs"]),
             "caveats": caveats, "evidence": evidence, "protocol": doc.get("protocol") or [],
             "claims_rows": claims, "claims_csv": data_url((base / doc["claims"]).read_bytes(), "text/csv")}

@@ -91,11 +91,12 @@ def headline(rows: list[dict]) -> str:
     parts = [f"{c[REPRODUCED]} of {len(rows)} claims reproduced, {c[NOT_REPRODUCED]} not reproduced, "
              f"{c[INCONCLUSIVE]} inconclusive."]
     first = rows[0]
-    parts.append(f"Main claim ({first['id']}: {_short(first['claim'])}): {first['verdict']}"
+    parts.append(f"Main claim {first['id']} ({_short(first['claim'], 70)}): {first['verdict']}"
                  + (" (precondition failed)" if not as_bool(first.get("precondition_ok", True)) else "") + ".")
     nope = [str(r["id"]) for r in rows if r["verdict"] == NOT_REPRODUCED]
     if nope:
-        parts.append("Evidence against: " + ", ".join(nope) + ".")
+        shown = nope if len(nope) <= 4 else nope[:3] + [f"{len(nope) - 3} more"]
+        parts.append("Evidence against: " + ", ".join(shown) + ".")
     n_frag = sum(fragile(r) for r in rows)
     if n_frag:
         parts.append(f"{n_frag} verdict{'s' if n_frag > 1 else ''} fragile.")
