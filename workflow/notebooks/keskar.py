@@ -167,7 +167,7 @@ for table, space, title in (("table3", "full", "Table 3 sharpness: ε-sharpness 
                             ("table4", "subspace",
                              f"Table 4 sharpness: ε-sharpness in random {block['sharpness']['subspace_dim']}-dim subspaces")):
     t = side_by_side(table, t_cols, {
-        n: [mean_std(arm(n, a)[K.sharp_col(space, e)], 2) for e in (E1, E2) for a in K.ARMS] for n in nets})
+        n: [mean_std(arm(n, a)[K.sharp_col(space, e)], 3) for e in (E1, E2) for a in K.ARMS] for n in nets})
     sec.table(f"{table}_sharpness_{space}", t, f"{title}, mean ± sd over seeds (Metric 2.1, ×100 scale), beside "
               f"{K.SOURCES[table]}.", supports=[f"{'K2' if space == 'full' else 'K3'}-{n}" for n in nets])
 

@@ -32,8 +32,8 @@ def claims(runs: pd.DataFrame, block: dict) -> list[dict]:
     need every run to have trained without diverging (and, when the run spec has a patience
     rule, to have stopped by it rather than at a cap) and the arms' mean train accuracies
     within ``block["similar_train_acc_pp"]``; otherwise the verdict is inconclusive."""
-    from ..stats import claim_row, decide, describe
-    from .keskar import CONVERGED_STOPS, arm_check, margin_note
+    from ..stats import claim_row, decide
+    from .keskar import CONVERGED_STOPS, arm_check, describe_unit, margin_note
 
     sb, lb = runs[runs.arm == "SB"], runs[runs.arm == "LB"]
     tol, cfg = block["similar_train_acc_pp"], block["claims"]
@@ -54,13 +54,14 @@ def claims(runs: pd.DataFrame, block: dict) -> list[dict]:
                   "final test accuracy (%), LB vs SB",
                   decide(test(lb), test(sb), "less", m1),
                   rule=f"LB < SB: one-sided Welch t-test; against: reverse test, or equivalence within ±{m1:g} pp (TOST{note(m1)})",
-                  ours=f"test SB {describe(test(sb))} % vs LB {describe(test(lb))} %; train SB "
-                       f"{describe(100 * sb.train_acc.to_numpy(float))} % vs LB {describe(100 * lb.train_acc.to_numpy(float))} %",
+                  ours=f"test SB {describe_unit(test(sb), '%')} vs LB {describe_unit(test(lb), '%')}; train SB "
+                       f"{describe_unit(100 * sb.train_acc.to_numpy(float), '%')} vs LB "
+                       f"{describe_unit(100 * lb.train_acc.to_numpy(float), '%')}",
                   paper="not published (baseline)", **pre),
         claim_row("B2", "The large batch has the larger train-test accuracy gap (it generalises worse).",
                   "train − test accuracy (pp), LB vs SB",
                   decide(gap(lb), gap(sb), "greater", m2),
                   rule=f"LB > SB: one-sided Welch t-test; against: reverse test, or equivalence within ±{m2:g} pp (TOST{note(m2)})",
-                  ours=f"gap SB {describe(gap(sb))} pp vs LB {describe(gap(lb))} pp",
+                  ours=f"gap SB {describe_unit(gap(sb), 'pp')} vs LB {describe_unit(gap(lb), 'pp')}",
                   paper="not published (baseline)", **pre),
     ]

@@ -343,6 +343,14 @@ def _pct(values) -> np.ndarray:
     return 100.0 * np.asarray(values, dtype=float)
 
 
+def describe_unit(values, unit: str = "", digits: int = 2) -> str:
+    """'mean ± sd unit (n=k)' (``stats.describe`` with the unit before the count)."""
+    from ..stats import describe
+
+    text = describe(values, digits)
+    return text.replace(" (n=", f" {unit} (n=") if unit else text
+
+
 def _log10(values) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.log10(np.asarray(values, dtype=float))
@@ -434,8 +442,8 @@ def sb_lb_claims(net: str, sb: pd.DataFrame, lb: pd.DataFrame, rises: pd.DataFra
         f"{net}: final test accuracy (%), LB vs SB",
         decide(_pct(lb.test_acc), _pct(sb.test_acc), "less", m),
         rule=f"LB < SB: one-sided Welch t-test; against: reverse test, or equivalence within ±{m:g} pp (TOST{margin_note('K1', m)})",
-        ours=f"test SB {describe(_pct(sb.test_acc))} % vs LB {describe(_pct(lb.test_acc))} %; train SB "
-             f"{describe(_pct(sb.train_acc))} % vs LB {describe(_pct(lb.train_acc))} %",
+        ours=f"test SB {describe_unit(_pct(sb.test_acc), '%')} vs LB {describe_unit(_pct(lb.test_acc), '%')}; "
+             f"train SB {describe_unit(_pct(sb.train_acc), '%')} vs LB {describe_unit(_pct(lb.train_acc), '%')}",
         paper=(f"test SB {_table_cell('table2', net, 2, ' %')} vs LB {_table_cell('table2', net, 3, ' %')}; train SB "
                f"{_table_cell('table2', net, 0, ' %')} vs LB {_table_cell('table2', net, 1, ' %')}" if pub
                else "not published"),
@@ -458,7 +466,7 @@ def sb_lb_claims(net: str, sb: pd.DataFrame, lb: pd.DataFrame, rises: pd.DataFra
             combine(parts, how="all"),
             rule=(f"LB > SB on log10 sharpness at every ε (one-sided Welch t-tests); against: any ε reversed or "
                   f"shown within a factor {ratio:g} (TOST{margin_note(cid, ratio)})"),
-            ours="; ".join(f"ε={e:g}: SB {describe(sb[sharp_col(space, e)])} vs LB {describe(lb[sharp_col(space, e)])}"
+            ours="; ".join(f"ε={e:g}: SB {describe(sb[sharp_col(space, e)], 3)} vs LB {describe(lb[sharp_col(space, e)], 3)}"
                            for e in eps),
             paper=("; ".join(f"ε={e}: SB {_table_cell(table, net, i)} vs LB {_table_cell(table, net, i + 1)}"
                              for i, e in ((0, "1e-3"), (2, "5e-4"))) if pubrow else "not published"),
