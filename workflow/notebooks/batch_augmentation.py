@@ -74,7 +74,14 @@ def pp(values):
     return mean_std(values, 2)
 
 
+def slope_text(d, unit):
+    return f"slope {d['effect']:+.2f} {unit} per doubling of M" if np.isfinite(d["effect"]) else \
+        "slope n/a (fewer than 3 runs)"
+
+
 def ci_text(d):
+    if not np.isfinite([d["effect"], d["ci_low"], d["ci_high"]]).all():
+        return "n/a (fewer than 2 seeds)"
     return f"{d['effect']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
 
 
@@ -112,7 +119,7 @@ d1 = decide_trend(x_ba, ba.test_pp, "greater", m1)
 claims.append(claim_row(
     "BA1", f"Larger M reaches a higher test accuracy after the same number of steps ({S}) with the baseline's "
     "hyper-parameters.", "final test accuracy (%) against log2 M, every BA run", d1,
-    ours=f"slope {d1['effect']:+.2f} pp per doubling of M; {means}", paper=PUBLISHED["BA1"][0],
+    ours=f"{slope_text(d1, 'pp')}; {means}", paper=PUBLISHED["BA1"][0],
     paper_source=PUBLISHED["BA1"][1], precondition=pre_all, precondition_ok=ok_all,
     rule=f"least-squares slope of test accuracy on log2 M > 0 (one-sided); against: slope < 0 or within "
          f"±{m1:g} pp per doubling (TOST; {m1 * np.log2(m_top):g} pp over M = 1..{m_top})"))
@@ -121,7 +128,7 @@ d2 = decide_trend(x_ba, ba.steps_pct, "less", m2)
 claims.append(claim_row(
     "BA2", "Larger M reaches the M = 1 baseline's final accuracy in fewer steps.",
     f"steps to τ = {tau:.2f}% (the M = 1 mean final test accuracy), in % of the budget; not reached = 100%", d2,
-    ours=f"slope {d2['effect']:+.1f} % of the budget per doubling of M; "
+    ours=f"{slope_text(d2, '% of the budget')}; "
          + ", ".join(f"M={m}: {ba[ba.multiplicity == m].steps_pct.mean():.0f}%" for m in ms),
     paper=PUBLISHED["BA2"][0], paper_source=PUBLISHED["BA2"][1], precondition=pre_all, precondition_ok=ok_all,
     rule=f"least-squares slope of steps-to-τ on log2 M < 0 (one-sided); against: slope > 0 or within ±{m2:g}% of "
@@ -195,9 +202,9 @@ fits = pd.DataFrame([{"model": w, "seed": s, **fit_variance_model(g.to_dict("rec
                      for (w, s), g in gv.groupby(["model", "seed"])])
 share = fits[fits.model == "final"].aug_share.mean()
 sec.text(
-    f"{spec['model'].upper()} on {spec['dataset']}, B = {B}, M in {ms}, {S} steps, {n_seeds} seeds per arm. "
+    f"{spec['model'].upper()} on {spec['dataset']}, B = {B}, M in {ms}, {S} steps, {n_seeds} seed(s) per arm. "
     f"At equal steps the final test accuracy goes from {base.test_pp.mean():.2f}% (M = 1) to "
-    f"{ba[ba.multiplicity == m_top].test_pp.mean():.2f}% (M = {m_top}), {d1['effect']:+.2f} pp per doubling of M "
+    f"{ba[ba.multiplicity == m_top].test_pp.mean():.2f}% (M = {m_top}), {slope_text(d1, 'pp')} "
     f"(BA1: {verdicts['BA1']}); steps to the baseline's accuracy: BA2 {verdicts['BA2']}. "
     + (f"Equal compute (BA3): {verdicts['BA3']}. " if "BA3" in verdicts else "")
     + (f"Against M·B distinct samples at equal steps (BA4): {verdicts['BA4']}. " if "BA4" in verdicts else "")
@@ -241,8 +248,8 @@ ax.plot(np.log2(ms), [ba[ba.multiplicity == m].test_pp.mean() for m in ms], "o-"
         label="BA, mean over seeds")
 for arm, marker, color, dx in (("distinct", "s", "C3", 0.2), ("longer", "^", "C2", -0.2)):
     for k, g in runs[runs.arm == arm].groupby("compare_m"):
-        ax.errorbar(np.log2(k) + dx, g.test_pp.mean(), yerr=g.test_pp.std(ddof=1), fmt=marker, color=color,
-                    capsize=3, label=g.label.iloc[0])
+        ax.errorbar(np.log2(k) + dx, g.test_pp.mean(), yerr=g.test_pp.std(ddof=1) if len(g) > 1 else None,
+                    fmt=marker, color=color, capsize=3, label=g.label.iloc[0])
 ax.axhline(tau, ls=":", color="0.3", lw=1, label="M = 1 mean")
 ax.set_xticks(np.log2(ms), [str(m) for m in ms])
 ax.set_xlabel("M (copies per sample, log scale)")
@@ -346,7 +353,7 @@ for which in ("initial", "final"):
     w1 = var_of("ba", 1, g)
     for m in ms:
         wb, wd = var_of("ba", m, g), var_of("distinct", m, g)
-        ratio = (lambda v: "1 (reference)") if m == 1 else (lambda v: f"{v.mean():.3f} ± {v.std(ddof=1):.3f}")
+        ratio = (lambda v: "1 (reference)") if m == 1 else (lambda v: mean_std(v, 3))
         var_rows.append({"weights": which, "M": m, "BA variance": f"{wb.mean():.4g}",
                          "distinct variance": f"{wd.mean():.4g}", "BA / M = 1": ratio(wb / w1),
                          "distinct / M = 1": ratio(wd / w1), "1/M": f"{1 / m:.3f}"})
