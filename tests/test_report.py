@@ -244,3 +244,22 @@ def test_headline_and_totals_from_claims():
     t = totals([{"claims_rows": rows}])
     assert t["reproduced"] == 1 and t["not-reproduced"] == 1 and t["fragile"] == 1
     assert claim_anchor("K2-F1") == "claim-K2-F1" and claim_anchor("a b") == "claim-a-b"
+
+
+def test_analysis_benchmarks_are_the_papers_own_rules_without_wildcards():
+    from types import SimpleNamespace
+
+    from snakemake.io import IOFile
+
+    from largebatch.report.provenance import analysis_benchmarks
+
+    def rule(name, bench):
+        return SimpleNamespace(name=name, benchmark=None if bench is None else IOFile(bench))
+
+    rules = [rule("keskar", "results/benchmarks/keskar/section.tsv"),
+             rule("keskar_sharpness", "results/benchmarks/keskar/sharpness/{run}.tsv"),
+             rule("keskar_parametric", "results/benchmarks/keskar/parametric.tsv"),
+             rule("keskarx", "results/benchmarks/other.tsv"), rule("hoffer", "results/benchmarks/hoffer.tsv"),
+             rule("keskar_plan", None)]
+    assert analysis_benchmarks(rules, "keskar") == ["results/benchmarks/keskar/section.tsv",
+                                                    "results/benchmarks/keskar/parametric.tsv"]

@@ -1,21 +1,10 @@
-from largebatch.report.provenance import training_benchmarks
+from largebatch.report.provenance import analysis_benchmarks, training_benchmarks
 
-
-def analysis_benchmarks(paper):
-    """Benchmark files of a paper's own analysis rules (named <paper> or <paper>_...), except
-    those with wildcards, whose instances are not known when the workflow is parsed."""
-    return [
-        str(r.benchmark)
-        for r in workflow.rules
-        if r.benchmark is not None
-        and (r.name == paper or r.name.startswith(paper + "_"))
-        and not r.benchmark.get_wildcard_names()
-    ]
-
-
-# section -> benchmark files of the jobs that trained its runs, plus its analysis jobs
+# section -> benchmark files of the jobs that trained its runs (single runs and packs), plus
+# its own analysis jobs without wildcards: the report's compute time per paper
 PAPER_BENCHMARKS = {
-    paper: files + [f for f in analysis_benchmarks(paper) if f not in files]
+    paper: files
+    + [f for f in analysis_benchmarks(workflow.rules, paper) if f not in files]
     for paper, files in training_benchmarks(
         {p: RUN_TABLES.get(p, []) for p in PAPERS}, PACKS
     ).items()

@@ -96,6 +96,15 @@ def training_benchmarks(run_tables: dict[str, list[dict]], packs: dict[str, list
     return out
 
 
+def analysis_benchmarks(rules, paper: str) -> list[str]:
+    """Benchmark files of a paper's own analysis rules (Snakemake rules named ``<paper>`` or
+    ``<paper>_...``), except those with wildcards, whose instances are not known when the
+    workflow is parsed. ``rules``: Snakemake's ``workflow.rules``."""
+    return [str(r.benchmark) for r in rules
+            if r.benchmark is not None and (r.name == paper or r.name.startswith(paper + "_"))
+            and not r.benchmark.get_wildcard_names()]
+
+
 def compute_per_paper(paper_benchmarks: dict[str, list[str]]) -> list[dict]:
     """Per paper: jobs with a record and their hours (a job shared by papers counts for each)."""
     rows = []
