@@ -282,8 +282,10 @@ def prepare_dataset(name: str, cfg: dict, out_path: str | os.PathLike, root: str
     if limit:
         # clone: torch.save would write the whole storage of a slice
         payload["x_train"], payload["y_train"] = payload["x_train"][:limit].clone(), payload["y_train"][:limit].clone()
-    payload["name"] = name
-    payload["kind"] = kind
+    # interned: pickle shares equal strings only when they are one object, so without this the
+    # file's bytes would depend on where the caller's strings came from (name == kind for mnist)
+    payload["name"] = sys.intern(str(name))
+    payload["kind"] = sys.intern(str(kind))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_save(payload, out_path)
