@@ -24,7 +24,7 @@ from largebatch.report.summary import claim_anchor, fragile, headline, totals  #
 from largebatch.stats import claim_row, decide  # noqa: E402
 
 CONFIG = {"scale": "tiny", "papers": ["hoffer", "golmant"], "threads": 1,
-          "scales": {"tiny": {"gpu": False, "hoffer": {"seeds": [0, 1]}}, "cpu": {"gpu": False, "hoffer": {"seeds": [0]}}}}
+          "scales": {"tiny": {"gpu": False, "hoffer": {"seeds": [0, 1], "claims": {"H1": {"margin_pp": 0.5}}}}, "cpu": {"gpu": False, "hoffer": {"seeds": [0]}}}}
 
 
 # ---------------------------------------------------------------- formatting helpers
@@ -167,6 +167,7 @@ def test_summary_matrix_links_every_claim(report):
     assert 'class="chip inconclusive" href="#claim-H3"' in matrix  # failed precondition
     assert "Tests the shape only." in matrix  # the section's own scope line
     assert "cannot test the paper" in report  # the tiny scale's default, for the other section
+    assert "claims.H1.margin_pp = 0.5" in report  # margins of the active scale, from config
     assert report.index('id="summary"') < report.index('id="hoffer"') < report.index('id="provenance"')
 
 

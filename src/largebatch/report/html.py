@@ -25,8 +25,8 @@ from ..stats import ALPHA, CLAIM_COLUMNS
 from . import provenance as prov
 from .bibliography import PAPERS, REFERENCES, SOURCE_TAGS, cite
 from .fmt import as_bool, format_effect, format_number, format_p, format_table, format_text, numeric_columns
-from .summary import (SCALE_SCOPE, VERDICT_CLASS, check_unique_claims, claim_anchor, fragile, paper_lines, totals,
-                      verdict_rules)
+from .summary import (SCALE_SCOPE, VERDICT_CLASS, check_unique_claims, claim_anchor, fragile, margins, paper_lines,
+                      totals, verdict_rules)
 
 # kept importable from here (older callers)
 git_commit, hardware, versions, benchmark_summary = prov.git_commit, prov.hardware, prov.versions, prov.benchmark_summary
@@ -159,6 +159,7 @@ def build_report(section_paths: list[str], out_html: str | os.PathLike, config: 
     template = env.get_template("template.html.j2")
     sections = [load_section(p, i) for i, p in enumerate(section_paths, start=1)]
     check_unique_claims(sections)
+    cite_of = {s["paper"]: s["cite"] for s in sections}
     bench = prov.benchmark_summary(benchmarks or [])
     git = prov.git_state(workdir)
     scale = config.get("scale")
@@ -181,7 +182,8 @@ def build_report(section_paths: list[str], out_html: str | os.PathLike, config: 
         r["cite"] = cite(r["paper"])
     html = template.render(
         sections=sections, prov=provenance, lines=paper_lines(sections, scale), totals=totals(sections),
-        rules=verdict_rules(ALPHA), alpha=ALPHA, tags=SOURCE_TAGS, collapse_rows=COLLAPSE_ROWS,
+        rules=verdict_rules(ALPHA), alpha=ALPHA, margins=[{**m, "cite": cite_of.get(m["paper"], m["paper"])}
+                                                          for m in margins(config)], tags=SOURCE_TAGS, collapse_rows=COLLAPSE_ROWS,
         papers=[p for p in PAPERS.values()], references=list(REFERENCES.values()),
         default_scope=SCALE_SCOPE.get(str(scale), f"Scale {scale!r}."))
     out = Path(out_html)

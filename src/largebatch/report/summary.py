@@ -128,6 +128,27 @@ def totals(sections: list[dict]) -> dict:
             "precondition_failed": sum(not as_bool(r.get("precondition_ok", True)) for r in rows)}
 
 
+def margins(config: dict) -> list[dict]:
+    """Per section at the active scale: every margin or tolerance config.yaml sets for its
+    claims, as 'path = value' strings (e.g. 'claims.K1.margin_pp = 0.22')."""
+    block = (config.get("scales") or {}).get(config.get("scale")) or {}
+    out = []
+    for paper in config.get("papers", []):
+        found: list[str] = []
+
+        def walk(node, path):
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    walk(v, path + [str(k)])
+            elif path and any(w in path[-1] for w in ("margin", "tolerance")):
+                found.append(f"{'.'.join(path)} = {node}")
+
+        walk(block.get(paper) or {}, [])
+        if found:
+            out.append({"paper": paper, "items": found})
+    return out
+
+
 def verdict_rules(alpha: float = ALPHA) -> list[str]:
     """The decision procedure of largebatch.stats, in words (the "How verdicts are decided" box)."""
     return [
