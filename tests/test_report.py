@@ -240,8 +240,8 @@ def test_headline_and_totals_from_claims():
              "precondition_ok": True}]
     assert fragile(rows[0]) and not fragile(rows[1])
     text = headline(rows)
-    assert text.startswith("1 of 2 claims reproduced, 1 not reproduced, 0 inconclusive.")
-    assert "Main claim A1 (x beats y): reproduced" in text and "Evidence against: A2." in text and "1 verdict fragile" in text
+    assert text.startswith("Main claim A1 (x beats y): reproduced. 1 of 2 reproduced.")
+    assert "Evidence against: A2." in text and "1 fragile" in text
     t = totals([{"claims_rows": rows}])
     assert t["reproduced"] == 1 and t["not-reproduced"] == 1 and t["fragile"] == 1
     assert claim_anchor("K2-F1") == "claim-K2-F1" and claim_anchor("a b") == "claim-a-b"

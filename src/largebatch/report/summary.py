@@ -83,23 +83,23 @@ def _short(text: str, n: int = 90) -> str:
 
 
 def headline(rows: list[dict]) -> str:
-    """One sentence on a paper's result, derived from its claims: the counts, then the claims
-    that were reproduced and those that were not (ids), the first claim named in words."""
+    """One sentence on a paper's result, derived from its claims: the verdict of its first
+    (main) claim, the claims with evidence against them, and how many verdicts are fragile.
+    (The count per verdict is what the chips beside it show.)"""
     if not rows:
         return "No claims were tested."
-    c = counts(rows)
-    parts = [f"{c[REPRODUCED]} of {len(rows)} claims reproduced, {c[NOT_REPRODUCED]} not reproduced, "
-             f"{c[INCONCLUSIVE]} inconclusive."]
     first = rows[0]
-    parts.append(f"Main claim {first['id']} ({_short(first['claim'], 70)}): {first['verdict']}"
-                 + (" (precondition failed)" if not as_bool(first.get("precondition_ok", True)) else "") + ".")
+    parts = [f"Main claim {first['id']} ({_short(first['claim'], 70)}): {first['verdict']}"
+             + (" (precondition failed)" if not as_bool(first.get("precondition_ok", True)) else "") + "."]
+    c = counts(rows)
+    parts.append(f"{c[REPRODUCED]} of {len(rows)} reproduced.")
     nope = [str(r["id"]) for r in rows if r["verdict"] == NOT_REPRODUCED]
     if nope:
         shown = nope if len(nope) <= 4 else nope[:3] + [f"{len(nope) - 3} more"]
         parts.append("Evidence against: " + ", ".join(shown) + ".")
     n_frag = sum(fragile(r) for r in rows)
     if n_frag:
-        parts.append(f"{n_frag} verdict{'s' if n_frag > 1 else ''} fragile.")
+        parts.append(f"{n_frag} fragile.")
     return " ".join(parts)
 
 
