@@ -351,6 +351,10 @@ def describe_unit(values, unit: str = "", digits: int = 2) -> str:
     return text.replace(" (n=", f" {unit} (n=") if unit else text
 
 
+def _num(value: float, spec: str) -> str:
+    return format(value, spec) if np.isfinite(value) else "n/a"
+
+
 def _log10(values) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.log10(np.asarray(values, dtype=float))
@@ -540,7 +544,8 @@ def sweep_claim(sweep: pd.DataFrame, block: dict) -> dict:
         combine([acc, sharp], how="all"),
         rule="accuracy slope < 0 and sharpness slope > 0: one-sided least-squares slope tests, both must hold; "
              "against: either slope significantly the other way",
-        ours=(f"accuracy {acc['effect']:+.2f} pp per doubling, log10 sharpness {sharp['effect']:+.3f} per doubling; "
+        ours=(f"accuracy {_num(acc['effect'], '+.2f')} pp per doubling, log10 sharpness "
+              f"{_num(sharp['effect'], '+.3f')} per doubling; "
               f"first size {100 * drop:g} pp below the smallest batch's accuracy: "
               + ("none" if thr is None else f"{thr:.0f} ({thr / small:.0f}× the smallest)")),
         paper="threshold ≈ " + "; ".join(f"{b:,} of {n:,} training samples ({100 * b / n:.0f}%) for {k}"
