@@ -172,14 +172,14 @@ def build_report(section_paths: list[str], out_html: str | os.PathLike, config: 
         "jobs": bench["jobs"],
         "runs": runs,
         "job_seconds": bench["seconds"],
-        "per_paper": [{**r, "cite": cite(r["paper"])} for r in prov.compute_per_paper(paper_benchmarks or {})],
+        "per_paper": [{**r, "cite": cite_of.get(r["paper"], cite(r["paper"]))} for r in prov.compute_per_paper(paper_benchmarks or {})],
         "data": prov.data_hashes(data_checksums or []),
         "config": prov.dump_yaml(prov.scale_config(config)),
         "config_full": data_url(prov.dump_yaml(config).encode(), "application/x-yaml"),
         "estimate": prov.paper_scale_estimate(config) if estimate else None,
     }
     for r in (provenance["estimate"] or {}).get("rows", []):
-        r["cite"] = cite(r["paper"])
+        r["cite"] = cite_of.get(r["paper"], cite(r["paper"]))
     html = template.render(
         sections=sections, prov=provenance, lines=paper_lines(sections, scale), totals=totals(sections),
         rules=verdict_rules(ALPHA), alpha=ALPHA, margins=[{**m, "cite": cite_of.get(m["paper"], m["paper"])}
