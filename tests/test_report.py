@@ -264,3 +264,21 @@ def test_analysis_benchmarks_are_the_papers_own_rules_without_wildcards():
              rule("keskar_plan", None)]
     assert analysis_benchmarks(rules, "keskar") == ["results/benchmarks/keskar/section.tsv",
                                                     "results/benchmarks/keskar/parametric.tsv"]
+
+
+def test_git_state_flags_a_dirty_tree(tmp_path):
+    import subprocess
+
+    from largebatch.report.provenance import git_state
+
+    assert git_state(tmp_path)["commit"] is None  # not a checkout
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (tmp_path / "a.txt").write_text("1")
+    run("add", "a.txt")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x")
+    clean = git_state(tmp_path)
+    assert len(clean["commit"]) == 12 and clean["dirty"] is False
+    (tmp_path / "a.txt").write_text("2")
+    dirty = git_state(tmp_path)
+    assert dirty["dirty"] is True and dirty["changed"] == ["a.txt"]
