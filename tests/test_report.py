@@ -167,6 +167,7 @@ def test_summary_matrix_links_every_claim(report):
     assert 'class="chip inconclusive" href="#claim-H3"' in matrix  # failed precondition
     assert "Tests the shape only." in matrix  # the section's own scope line
     assert "cannot test the paper" in report  # the tiny scale's default, for the other section
+    assert "(for Hoffer, Hubara &amp; Soudry 2017, which does not say it in its section)" in report
     assert "claims.H1.margin_pp = 0.5" in report  # margins of the active scale, from config
     assert report.index('id="summary"') < report.index('id="hoffer"') < report.index('id="provenance"')
 
