@@ -13,7 +13,9 @@ def test_tiny_run_builds_the_report(tiny_run):
     html = (tiny_run / "results" / "report.html").read_text()
     assert "Provenance" in html and 'id="baseline"' in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "<script" not in html.lower()
-    assert re.search(r'<img alt="learning_curves" src="data:image/png;base64,', html)
+    # figures are inlined, with alt text that says what they show (not the file name)
+    alts = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]*)"', html)
+    assert alts and all(len(a) > 20 and a != "learning_curves" for a in alts)
     claims = pd.read_csv(tiny_run / "results" / "baseline" / "claims.csv")
     assert set(claims.verdict) <= {"reproduced", "not reproduced", "inconclusive"} and len(claims) >= 2
     runs = list((tiny_run / "results" / "runs").iterdir())
