@@ -30,7 +30,8 @@ the order they are applied:
    makes ``steps`` updates (most runs make 1); milestones, warm-up and SWAP's phase-2 epochs
    are scaled by the same factor, so every schedule keeps its shape.
 5. **analyses**: evaluation and analysis sample counts are capped at ``eval_samples``
-   (``eval_train_samples``, sharpness ``samples``, SWAP's plane ``samples``), iteration counts
+   (``eval_train_samples``, also for runs that set none, sharpness ``samples`` and ``subspace_dim`` (its random matrix has
+   parameters x subspace_dim entries: 6 GB for VGG at 100), SWAP's plane ``samples``), iteration counts
    at ``analysis_iters`` (L-BFGS-B and Hessian iterations, noise-scale estimates, gradient-
    variance draws, parametric points, plane grid; at least 3 where a curve needs them).
 
@@ -43,7 +44,7 @@ import copy
 import math
 
 #: settings of the rehearsal and their defaults
-DEFAULTS = {"batch_divisor": 64, "steps": 2, "eval_samples": 64, "analysis_iters": 2}
+DEFAULTS = {"batch_divisor": 64, "steps": 2, "eval_samples": 16, "analysis_iters": 2}
 #: training-set and test-set sizes of the real datasets (the fixtures are these / batch_divisor)
 REAL_SIZES = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000),
               "cifar100": (50000, 10000)}
@@ -56,7 +57,7 @@ AXES = ("batch_sizes", "base_lrs_log2", "bn_batch_sizes", "multiplicities", "thr
 #: keys whose value is a number of epochs (a list for milestones)
 EPOCH_KEYS = ("epochs", "phase2_epochs", "warmup_epochs", "milestones")
 #: analysis sizes: key -> (cap, floor) with "E" = eval_samples and "I" = analysis_iters
-CAPS = {"eval_train_samples": "E", "samples": "E", "max_iter": "I", "hessian_iters": "I", "n_estimates": "I",
+CAPS = {"eval_train_samples": "E", "samples": "E", "subspace_dim": "E", "max_iter": "I", "hessian_iters": "I", "n_estimates": "I",
         "draws": "I", "points": 3, "grid": 3}
 
 
@@ -77,9 +78,10 @@ def settings_of(value) -> dict:
 
 
 def fixture_sizes(kind: str, divisor: int) -> tuple[int, int]:
-    """(train, test) images of the fixture of a torchvision dataset kind."""
+    """(train, test) images of the fixture of a torchvision dataset kind: the real sizes divided
+    by `divisor`, the test set by 4 more (every run evaluates on all of it, at least twice)."""
     train, test = REAL_SIZES[kind]
-    return train // divisor, test // divisor
+    return train // divisor, max(2, test // (4 * divisor))
 
 
 def shrink(b: int, divisor: int) -> int:
@@ -209,6 +211,8 @@ def rehearse_scale(scale: dict, value) -> dict:
         cfg["train_samples"] = max(2, (cfg.get("train_samples") or full) * fixture_sizes(kind, div)[0] // full)
         cfg["verify_md5"] = False  # fixture files are not torchvision's published ones
     sizes = dataset_sizes(out)
+    # runs that evaluate on the whole training set (no eval_train_samples) use its first images
+    out["defaults"] = {**out.get("defaults", {}), "eval_train_samples": s["eval_samples"]}
     for paper in PAPERS:
         if paper not in out:
             continue
