@@ -15,7 +15,9 @@ the order they are applied:
    key of the block refers to (``bn_batch.reference``, BA's ``longer_baselines`` and
    ``distinct_controls``) and, for Golmant et al., the largest batch of each dataset's own grid
    (``max_batch_fraction`` of its training set).  Lists of networks, datasets, norms and
-   strategies are kept whole.
+   strategies are kept whole.  A nested grid that is a subset of its block's grid (Masters &
+   Luschi's warm-up and BN-batch batch sizes) keeps the values the thinned grid keeps (else
+   its last), so it stays a subset.
 3. **data and batches**: every torchvision dataset is the fixture (``largebatch.fixtures``),
    ``batch_divisor`` (D) times smaller than the real training set; every absolute batch size
    (SB, LB, grids, GBN ghost batch, lr base batch, noise-scale batches) is divided by D,
@@ -124,7 +126,15 @@ def _thin_grids(paper: str, block: dict, real_sizes: dict[str, int]) -> None:
             if isinstance(d.get(key), list) and d[key]:
                 d[key] = d[key][:1]
 
+    outer = block.get("batch_sizes")
+    nested = {k: list(v["batch_sizes"]) for k, v in block.items()
+              if isinstance(v, dict) and isinstance(v.get("batch_sizes"), list)}
     _walk(block, thin)
+    # a nested grid that is a subset of the block's grid (Masters & Luschi's warm-up and BN-batch
+    # studies re-train sweep batch sizes) stays one: its values the thinned grid keeps, else its last
+    for key, values in nested.items():
+        if isinstance(outer, list) and set(values) <= set(outer):
+            block[key]["batch_sizes"] = [b for b in values if b in block["batch_sizes"]] or values[-1:]
 
 
 def _shrink_batches(block: dict, divisor: int) -> None:
