@@ -129,7 +129,7 @@ def rehearsal_run(tmp_path_factory):
     wd = copy_workflow(tmp_path_factory.mktemp("rehearsal"))
     shutil.copytree(REPO / "config", wd / "config")
     write_fixtures(wd / "results" / "rehearsal-data")
-    proc = run_snakemake(wd, "--cores", "2", "--configfile", "config/rehearsal.yaml", timeout=1800)
+    proc = run_snakemake(wd, "--cores", "2", "--configfile", "config/rehearsal.yaml", timeout=3600)
     assert proc.returncode == 0, proc.stderr[-6000:]
     return wd
 
