@@ -60,6 +60,14 @@ def summarise(df: pd.DataFrame, by: list[str], columns: list[str], digits: int =
     return pd.DataFrame(rows)
 
 
+def mean_sd(values: Iterable[float], digits: int = 2) -> str:
+    """'mean ± sd' of the finite values with fixed decimals (one value: itself; none: 'n/a')."""
+    v = _finite(values)
+    if not v.size:
+        return "n/a"
+    return f"{v[0]:.{digits}f}" if v.size == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
 def describe(values: Sequence[float], digits: int = 2) -> str:
     """'mean ± sd (n=k)' of the finite values."""
     v = _finite(values)

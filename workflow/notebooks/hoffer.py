@@ -36,6 +36,7 @@ from largebatch.experiments.hoffer import (ARMS, PUBLISHED, PUBLISHED_DATASET, S
 from largebatch.notebook import context
 from largebatch.report import Section, load_histories, load_runs
 from largebatch.stats import finalize_claims
+from largebatch.stats import mean_sd as ms
 
 sm = context("hoffer", globals())
 rows = sm.params.runs
@@ -52,15 +53,6 @@ pre = block["preconditions"]
 seeds = sorted(runs.seed.unique())
 table_runs = runs[runs.table.astype(bool)].copy()
 table_runs["arm"] = pd.Categorical(table_runs.arm, categories=list(ARMS), ordered=True)
-
-
-def ms(values, digits: int = 2) -> str:
-    """'mean ± sd' of the finite values with fixed decimals (one value: itself)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if not v.size:
-        return "n/a"
-    return f"{v[0]:.{digits}f}" if v.size == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def per_seed(name, arm, col):

@@ -37,6 +37,7 @@ from largebatch.experiments.swap import decide_claims, phase1_sanity
 from largebatch.notebook import context
 from largebatch.report import Section, load_histories, load_runs
 from largebatch.stats import finalize_claims
+from largebatch.stats import mean_sd as ms
 
 sm = context("swap", globals())
 rows = sm.params.runs
@@ -58,15 +59,6 @@ inp = {
                                                    ("points", "plane_points.csv"))},
 }
 inp.update({k: getattr(sm.input, k) for k in inp if hasattr(sm.input, k)})
-
-
-def ms(values, digits: int = 2) -> str:
-    """'mean ± sd' of the finite values with fixed decimals (one value: itself)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if not v.size:
-        return "n/a"
-    return f"{v[0]:.{digits}f}" if v.size == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def bench_s(path) -> float:
