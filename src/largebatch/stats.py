@@ -70,12 +70,7 @@ def mean_sd(values: Iterable[float], digits: int = 2) -> str:
 
 def describe(values: Sequence[float], digits: int = 2) -> str:
     """'mean ± sd (n=k)' of the finite values."""
-    v = _finite(values)
-    if v.size == 0:
-        return "n/a (n=0)"
-    if v.size == 1:
-        return f"{v[0]:.{digits}f} (n=1)"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f} (n={v.size})"
+    return f"{mean_sd(values, digits)} (n={_finite(values).size})"
 
 
 def _finite(values) -> np.ndarray:
@@ -312,7 +307,7 @@ def combine(decisions: Sequence[dict], how: str = "all", alpha: float = ALPHA) -
     idx = int(np.nanargmax(pc)) if (how == "all" and np.isfinite(pc).any()) else (
         int(np.nanargmin(pc)) if np.isfinite(pc).any() else 0)
     part = decisions[idx]
-    parts = "; ".join(d.get("label", str(i + 1)) + f": p_claim={_p(d['p_claim'])}, p_against={_p(d['p_against'])}"
+    parts = "; ".join(d.get("label", str(i + 1)) + f": p_claim={format_p(d['p_claim'])}, p_against={format_p(d['p_against'])}"
                       for i, d in enumerate(decisions))
     test = f"{k} parts, claim holds if {how} do ({'largest p_claim; Bonferroni on p_against' if how == 'all' else 'Bonferroni on p_claim; largest p_against'}): {parts}"
     return _decision(p_claim, p_against, part["effect"], (part["ci_low"], part["ci_high"]), test, alpha,
@@ -331,7 +326,8 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def _p(p: float) -> str:
+def format_p(p: float) -> str:
+    """A p-value for a table: '< 0.001', '0.042', '> 0.99', 'n/a'."""
     if p is None or not np.isfinite(p):
         return "n/a"
     if p > 0.99:
@@ -339,11 +335,6 @@ def _p(p: float) -> str:
     if p < 0.001:
         return "< 0.001"
     return f"{p:.3f}"
-
-
-def format_p(p: float) -> str:
-    """A p-value for a table: '< 0.001', '0.042', '> 0.99', 'n/a'."""
-    return _p(p)
 
 
 def claim_row(cid: str, claim: str, metric: str, decision: dict, *, rule: str, ours: str | None = None,
