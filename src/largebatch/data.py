@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .common import atomic_torch_save
+
 KINDS = ("mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100")
 #: where MNIST may come from, tried in this order unless a dataset's ``sources`` says otherwise
 MNIST_SOURCES = ("local", "torchvision", "package_index")
@@ -86,12 +88,6 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _mnist1d(cfg: dict) -> dict:
@@ -288,7 +284,7 @@ def prepare_dataset(name: str, cfg: dict, out_path: str | os.PathLike, root: str
     payload["kind"] = sys.intern(str(kind))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(payload, out_path)
+    atomic_torch_save(payload, out_path)
     digest = sha256_file(out_path)
     Path(str(out_path) + ".sha256").write_text(digest + "\n")
     return digest

@@ -53,6 +53,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .common import atomic_write_text
 from .estimate import COST_KEYS, DEFAULT_COSTS, SHAPES, cost_key
 
 log = logging.getLogger("largebatch.gpucheck")
@@ -155,9 +156,7 @@ def cost_entry(group: dict, step_ms: float, steps_timed: int) -> dict:
 def write_costs(path: str | os.PathLike, meta: dict, entries: list[dict]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({**meta, "entries": entries}, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({**meta, "entries": entries}, indent=1))
 
 
 def prepare_rehearsal(overlay: str, workdir: Path, cores: str = "all") -> list[str]:

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .common import atomic_torch_save, atomic_write, atomic_write_text
 from .data import Dataset
 from .models import build_model
 from .spec import effective_lr, lr_at, normalize, run_id
@@ -76,25 +77,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def write_history(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         w = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -299,7 +286,7 @@ class RunSetup:
         """Write ``checkpoint.pt`` (``state`` with its permutation on the CPU)."""
         st = dict(state)
         st["perm"] = state["perm"].cpu() if state["perm"] is not None else None
-        _atomic_torch_save({
+        atomic_torch_save({
             "run_id": self.rid, "inputs": self.inputs_id, "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(), "w0": [t.cpu() for t in self.w0],
             "generator": self.g.get_state(), "torch_rng": torch_rng,
@@ -331,10 +318,10 @@ class RunSetup:
             "device": str(device),
             "execution": execution,
         }
-        _atomic_write_text(self.out / "spec.json", json.dumps({"run": self.rid, **spec}, indent=2, sort_keys=True))
+        atomic_write_text(self.out / "spec.json", json.dumps({"run": self.rid, **spec}, indent=2, sort_keys=True))
         write_history(hist, self.out / "history.csv")
-        _atomic_torch_save(self.model.state_dict(), self.out / "model.pt")
-        _atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=True))
+        atomic_torch_save(self.model.state_dict(), self.out / "model.pt")
+        atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=True))
         return metrics
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from ..common import atomic_write_text
 from ..stats import ALPHA, CLAIM_COLUMNS
 from . import provenance as prov
 from .bibliography import PAPERS, REFERENCES, SOURCE_TAGS, cite
@@ -187,8 +188,6 @@ def build_report(section_paths: list[str], out_html: str | os.PathLike, config: 
         papers=[p for p in PAPERS.values()], references=list(REFERENCES.values()),
         default_scope=SCALE_SCOPE.get(str(scale), f"Scale {scale!r}."))
     out = Path(out_html)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(html)
-    os.replace(tmp, out)
+    atomic_write_text(out, html)
     return out
 
