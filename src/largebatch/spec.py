@@ -184,6 +184,29 @@ def canonical_json(spec: dict) -> str:
     return json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
 
+#: Spec keys that may differ between the runs of one vectorised stack (``largebatch.vtrain``).
+FREE_KEYS = frozenset({
+    "lr", "lr_scaling", "base_batch", "warmup_epochs", "schedule", "milestones", "gamma",
+    "patience", "min_delta", "stop_train_acc", "seed", "data_seed", "init_from",
+})
+
+
+def group_key(spec: dict) -> str:
+    """Runs with equal keys have equal shapes, budgets and evaluation steps: they can stack."""
+    s = normalize(spec)
+    return canonical_json({k: v for k, v in s.items() if k not in FREE_KEYS})
+
+
+def vectorisable(spec: dict) -> str | None:
+    """None if a run can join a vectorised stack, else the reason it cannot."""
+    s = normalize(spec)
+    if s["dropout"] > 0:
+        return "dropout > 0 (per-run dropout masks cannot be drawn as train_run draws them)"
+    if s["micro_batch"] is not None:
+        return "micro_batch (gradient accumulation) is not vectorised"
+    return None
+
+
 def run_id(spec: dict) -> str:
     """Readable prefix plus a 10-hex-digit hash of the normalised spec."""
     spec = normalize(spec)

@@ -18,7 +18,7 @@
 # epoch budget, trained with a small and a large batch (10% of the training set, as in
 # Keskar et al.) over several seeds. Claims are decided by `largebatch.stats`
 # (`largebatch.experiments.baseline.claims`). Run by Snakemake (`script:`); in Jupyter,
-# `context()` rebuilds the inputs from config.yaml.
+# `context()` builds the same inputs and outputs from config.yaml (`largebatch.notebook`).
 
 # %%
 import matplotlib
@@ -29,21 +29,17 @@ from matplotlib import pyplot as plt
 from matplotlib.lines import Line2D
 
 from largebatch.experiments import baseline as B
-from largebatch.experiments import scale_block
 from largebatch.notebook import context
-from largebatch.report import Section, load_histories, load_runs
 from largebatch.stats import VERDICTS, mean_std
 
-sm = context("baseline", globals())
-rows = sm.params.runs
-block = sm.params.block if hasattr(sm.params, "block") else sm.params.scale
-runs = load_runs(rows)
-hist = load_histories(rows)
-sec = Section("baseline", B.TITLE)
+ctx = context("baseline", globals())
+block = ctx.block
+runs = ctx.runs()
+hist = ctx.histories()
+sec = ctx.section()
 spec = block["run"]
 sb, lb = runs[runs.arm == "SB"], runs[runs.arm == "LB"]
-datasets = sm.params.datasets if hasattr(sm.params, "datasets") else scale_block(sm.config)["datasets"]
-kind = datasets[spec["dataset"]].get("kind", spec["dataset"])
+kind = ctx.datasets[spec["dataset"]].get("kind", spec["dataset"])
 chance = 100 / {"cifar100": 100}.get(kind, 10)
 
 # %% [markdown]
@@ -75,8 +71,7 @@ table = pd.DataFrame([{
     "train − test (pp)": mean_std(d.train_acc - d.test_acc, 2, 100.0),
     "train loss": mean_std(d.train_loss, 4), "test loss": mean_std(d.test_loss, 4),
     "updates": mean_std(d.steps), "seeds": len(d)} for a, d in (("SB", sb), ("LB", lb))])
-sec.table("summary", table, "Summary: final train and test accuracy and loss of each arm, mean ± sd over seeds.",
-          supports=["B1", "B2"])
+sec.table("summary", table, supports=["B1", "B2"])
 
 # %%
 colors = {"SB": "C0", "LB": "C3"}
@@ -100,8 +95,7 @@ handles = [Line2D([], [], color=colors["SB"], label=f"SB ({int(sb.batch_size.ilo
            Line2D([], [], color=colors["LB"], label=f"LB ({int(lb.batch_size.iloc[0])})"),
            Line2D([], [], color="k", ls="-", label="train"), Line2D([], [], color="k", ls="--", label="test")]
 axes[0].legend(handles=handles + [Line2D([], [], color="grey", ls=":", label="chance")], fontsize=7)
-sec.figure("learning_curves", fig, "Learning curves: accuracy (left) and loss (right) per epoch on the training "
-           "subset (solid) and the test set (dashed), one line per seed; grey dotted: chance accuracy.",
+sec.figure("learning_curves", fig,
            alt="Train and test accuracy and loss against epoch, one line per seed of the small and the large "
                "batch, with a chance line.",
            supports=["B1", "B2"])
@@ -125,4 +119,4 @@ sec.caveats("Not one of the six papers. "
          + "The claims need both arms to fit the training set about equally well "
          f"(within {block['similar_train_acc_pp']:g} percentage points); where they do not, the verdict is "
          "inconclusive.")
-sec.save(sm.output.section if hasattr(sm.output, "section") else None)
+sec.save(ctx.output.section)

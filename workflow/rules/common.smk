@@ -1,12 +1,14 @@
 import os
 import sys
 
-# The workflow reads its run table with the library in src/ (installed in the venv with
+# The workflow reads its plan with the library in src/ (installed in the venv with
 # `pip install -e .`; conda envs install it with envs/largebatch.post-deploy.sh).
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 
-from largebatch.experiments import ConfigError, build_registry, packs_of, scale_block
+from largebatch import paths
+from largebatch.experiments import PAPERS as DECLARATIONS
+from largebatch.experiments import ConfigError, build_plan, scale_block
 
 try:
     SCALE = scale_block(config)
@@ -19,64 +21,80 @@ try:
                 raise ConfigError(
                     f"config.yaml: scales.{config['scale']}.{_paper} is invalid: {err}"
                 ) from None
-    RUNS, RUN_TABLES = build_registry(config)
-    PACKS = packs_of(RUN_TABLES, RUNS)
+    # every run, training pack, analysis job and section of the requested papers
+    # (src/largebatch/experiments/__init__.py); the rules below are generated from it
+    PLAN = build_plan(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
+RUNS = PLAN.runs
+PACKS = PLAN.packs
 DATASETS = SCALE["datasets"]
 PAPERS = config["papers"]
 ENV = os.path.join(workflow.basedir, "envs", "largebatch.yaml")
 PACKED = {run for ids in PACKS.values() for run in ids}
 SINGLE = [run for run in RUNS if run not in PACKED]
-RUN_OUTPUTS = ("metrics.json", "history.csv", "model.pt", "spec.json")
 # job benchmark files: one per single-run job and one per pack
-BENCHMARKS = [f"results/benchmarks/train/{run}.tsv" for run in SINGLE] + [
-    f"results/benchmarks/packs/{pack}.tsv" for pack in PACKS
+BENCHMARKS = [paths.train_benchmark(run) for run in SINGLE] + [
+    paths.pack_benchmark(pack) for pack in PACKS
 ]
+# the options every training and analysis job passes to the library
+JOB_PARAMS = {
+    "device": config["device"],
+    "checkpoint_every_s": config["checkpoint_every_s"],
+    "autocast": config["autocast"],
+    "channels_last": config["channels_last"],
+}
+
+
+def resources(minutes=None):
+    """The one resources block of the jobs that use torch: a GPU where the scale asks for
+    one, memory and (for training) a time limit that grow with each retry."""
+    res = {
+        "gpu": 1 if SCALE["gpu"] else 0,
+        "mem_mb": lambda wc, attempt: 4000 * attempt,
+    }
+    if minutes:
+        res["runtime"] = (
+            lambda wc, attempt: minutes * (4 if SCALE["gpu"] else 1) * attempt
+        )
+    return res
+
+
+def train_inputs(wildcards):
+    spec = RUNS[wildcards.run]
+    inputs = {"data": paths.data_file(spec["dataset"])}
+    if spec["init_from"]:
+        inputs["init"] = paths.run_file(spec["init_from"], "model.pt")
+    return inputs
+
+
+def pack_files(ids):
+    """A pack's datasets and the weights its runs start from (trained by other jobs), by
+    dataset name / parent run id, and each run's output folder."""
+    data = {RUNS[r]["dataset"]: paths.data_file(RUNS[r]["dataset"]) for r in ids}
+    init = {
+        RUNS[r]["init_from"]: paths.run_file(RUNS[r]["init_from"], "model.pt")
+        for r in ids
+        if RUNS[r]["init_from"]
+    }
+    out = [os.path.dirname(paths.run_file(r)) for r in ids]
+    return dict(sorted(data.items())), dict(sorted(init.items())), out
+
+
+def section_outputs(paper):
+    outs = dict(PLAN.sections[paper].output)
+    for item in PLAN.outputs[paper]:
+        if item.kind == "figure" and item.label:
+            outs[item.name] = report(
+                outs[item.name],
+                category=DECLARATIONS[paper].category,
+                caption=f"../../{paths.caption_file(paper, item.name)}",
+                labels={"figure": item.label},
+            )
+    return outs
 
 
 wildcard_constraints:
     run="[A-Za-z0-9_.-]+",
     dataset="|".join(DATASETS),
-    paper="|".join(PAPERS),
-
-
-def run_file(run, name="metrics.json"):
-    return f"results/runs/{run}/{name}"
-
-
-def paper_runs(paper, name="metrics.json"):
-    """Files of every run a paper needs (one per run id, shared runs once)."""
-    ids = dict.fromkeys(row["run"] for row in RUN_TABLES[paper])
-    return [run_file(r, name) for r in ids]
-
-
-def gpu_count(wildcards=None):
-    return 1 if SCALE["gpu"] else 0
-
-
-def train_inputs(wildcards):
-    spec = RUNS[wildcards.run]
-    inputs = {"data": f"results/data/{spec['dataset']}.pt"}
-    if spec["init_from"]:
-        inputs["init"] = run_file(spec["init_from"], "model.pt")
-    return inputs
-
-
-# A run id as `spec.run_id` writes it. Packed runs match too: their `train_pack_<pack>` rule
-# has no wildcards, and Snakemake prefers such a rule over `train` for the same file (a
-# regex listing every single run would be rescanned for each job: seconds at paper scale).
-RUN_ID_PATTERN = "[A-Za-z0-9_.-]+"
-
-
-def pack_inputs(ids):
-    data = sorted({f"results/data/{RUNS[r]['dataset']}.pt" for r in ids})
-    parents = sorted(
-        {
-            run_file(RUNS[r]["init_from"], "model.pt")
-            for r in ids
-            if RUNS[r]["init_from"]
-        }
-    )
-    return data + parents

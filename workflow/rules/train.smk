@@ -1,62 +1,60 @@
+# Training. A run is trained by the generic `train` rule (one job per run) unless the
+# packing policy (src/largebatch/packing.py; config key `packing`) put it in a pack: then
+# its `train_pack_<pack>` rule trains it with the pack's other runs in one process (vectorised
+# where they stack). Which job trains a run: `python -m largebatch.packing <run id>`.
+
+
 rule train:
     input:
         unpack(train_inputs),
     output:
-        metrics="results/runs/{run}/metrics.json",
-        history="results/runs/{run}/history.csv",
-        model="results/runs/{run}/model.pt",
-        spec="results/runs/{run}/spec.json",
+        **{
+            name.split(".")[0]: paths.run_file("{run}", name)
+            for name in paths.RUN_OUTPUTS
+        },
     log:
-        "results/logs/train/{run}.log",
+        paths.log_file("train", "{run}"),
     benchmark:
-        "results/benchmarks/train/{run}.tsv"
-    wildcard_constraints:
-        run=RUN_ID_PATTERN,
+        paths.train_benchmark("{run}")
     conda:
         ENV
     threads: config["threads"]
     resources:
-        gpu=gpu_count,
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: (240 if SCALE["gpu"] else 60) * attempt,
+        **resources(minutes=60),
     params:
+        **JOB_PARAMS,
         spec=lambda wc: RUNS[wc.run],
-        device=config["device"],
-        checkpoint_every_s=config["checkpoint_every_s"],
-        autocast=config["autocast"],
-        channels_last=config["channels_last"],
     script:
         "../scripts/train.py"
 
 
-# Runs a paper grouped with the label `pack` train in one job each pack (one process pays
-# the start-up once); every run still gets its own results/runs/{run}/ files.
+# Packed runs match `train`'s patterns too; Snakemake prefers a rule without wildcards
+# (the pack's) for the same file, so no regex has to list the single runs.
 for _pack, _ids in PACKS.items():
 
     rule:
         name:
             f"train_pack_{_pack}"
         input:
-            pack_inputs(_ids),
+            data=list(pack_files(_ids)[0].values()),
+            init=list(pack_files(_ids)[1].values()),
         output:
-            [run_file(r, name) for r in _ids for name in RUN_OUTPUTS],
+            [paths.run_file(r, name) for r in _ids for name in paths.RUN_OUTPUTS],
         log:
-            f"results/logs/packs/{_pack}.log",
+            paths.log_file("packs", _pack),
         benchmark:
-            f"results/benchmarks/packs/{_pack}.tsv"
+            paths.pack_benchmark(_pack)
         conda:
             ENV
         threads: config["threads"]
         resources:
-            gpu=gpu_count,
-            mem_mb=lambda wc, attempt: 4000 * attempt,
-            runtime=lambda wc, attempt: (480 if SCALE["gpu"] else 120) * attempt,
+            **resources(minutes=120),
         params:
+            **JOB_PARAMS,
             runs=_ids,
             specs=[RUNS[r] for r in _ids],
-            device=config["device"],
-            checkpoint_every_s=config["checkpoint_every_s"],
-            autocast=config["autocast"],
-            channels_last=config["channels_last"],
+            data_files=pack_files(_ids)[0],
+            init_files=pack_files(_ids)[1],
+            out_dirs=pack_files(_ids)[2],
         script:
             "../scripts/train_pack.py"

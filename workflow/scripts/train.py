@@ -1,5 +1,7 @@
 """Snakemake job: train one run (resumes from its checkpoint if one exists)."""
 
+import os
+
 import torch
 
 from largebatch.data import load_dataset
@@ -14,7 +16,7 @@ init = load_weights(snakemake.input.init, device) if "init" in snakemake.input.k
 train_run(
     dict(snakemake.params.spec),
     data,
-    snakemake.output.metrics.rsplit("/", 1)[0],
+    os.path.dirname(snakemake.output.metrics),
     device=device,
     init_state=init,
     **job_options(snakemake.params, log.info),

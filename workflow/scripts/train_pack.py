@@ -1,4 +1,4 @@
-"""Snakemake job: train several runs in one process (a pack).
+"""Snakemake job: train several runs in one process (a pack; see largebatch.packing).
 
 Runs of one batch size that may share a stack (``largebatch.vtrain``) are trained together,
 vectorised with torch.func, where the documented rule ``vtrain.prefer_vectorised`` says it
@@ -21,15 +21,16 @@ from largebatch.vtrain import train_many
 log = job_logger(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = resolve_device(snakemake.params.device)
-# each dataset and each starting point is read once, however many runs use it
-dataset = functools.cache(lambda name: load_dataset(f"results/data/{name}.pt", device))
-weights = functools.cache(lambda run: load_weights(f"results/runs/{run}/model.pt", device))
 specs = [dict(spec) for spec in snakemake.params.specs]
+data_files, init_files = snakemake.params.data_files, snakemake.params.init_files
+# each dataset and each starting point is read once, however many runs use it
+dataset = functools.cache(lambda name: load_dataset(data_files[name], device))
+weights = functools.cache(lambda run: load_weights(init_files[run], device))
 inits = [weights(spec["init_from"]) if spec["init_from"] else None for spec in specs]
 train_many(
     specs,
     dataset,
-    [f"results/runs/{run}" for run in snakemake.params.runs],
+    snakemake.params.out_dirs,
     device=device,
     init_states=inits,
     keep_checkpoint=True,

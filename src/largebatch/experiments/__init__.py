@@ -1,65 +1,38 @@
-"""Paper experiments as data: config block -> list of training runs.
+"""The papers as data: config -> every training run, job and section output of the workflow.
 
-Each paper module in this package exposes
-
-* ``TITLE``  -- the section title in the report, and
-* ``plan(block, scale) -> list[tuple[dict, dict]]`` -- the runs the paper needs at
-  this scale, each as ``(labels, spec)``: ``labels`` are the paper's own columns
-  (arm, batch size, seed, ...), ``spec`` a run spec (see ``largebatch.spec``).
-
-``build_registry`` collects the runs of every requested paper, normalises their
-specs, gives each its id (shared runs are trained once), and returns the run table
-plus one label table per paper.  Nothing here imports Snakemake.
+Each paper module in this package declares ``PAPER`` (``base.Paper``): its title, its run
+plan, its analysis jobs and its section's tables and figures with their captions.
+``build_plan(config)`` turns the requested papers' declarations into a :class:`Plan`: the
+normalised run specs by id (a run two papers plan is trained once), each paper's run table,
+the training packs (``largebatch.packing``), the analysis jobs and each section rule's
+inputs, outputs and params. ``workflow/rules/*.smk`` generate every rule from the Plan, and
+``largebatch.notebook.context`` rebuilds the same section IO in Jupyter. Nothing here
+imports Snakemake or torch.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
+from dataclasses import dataclass, field
 
+from .. import paths
+from ..packing import pack_runs, run_cost
 from ..spec import SpecError, normalize, run_id
+from . import baseline, batch_augmentation, golmant, hoffer, keskar, masters_luschi, swap
+from .base import ConfigError, Job, Output, Paper, View, dataset_sizes, seeds_of, train_size
 
-#: paper key -> module name in this package, in report order
-PAPERS = {
-    "baseline": "baseline",
-    "keskar": "keskar",
-    "hoffer": "hoffer",
-    "masters_luschi": "masters_luschi",
-    "golmant": "golmant",
-    "swap": "swap",
-    "batch_augmentation": "batch_augmentation",
-}
+#: paper key -> declaration, in report order
+PAPERS: dict[str, Paper] = {m.PAPER.key: m.PAPER for m in (baseline, keskar, hoffer, masters_luschi, golmant,
+                                                          swap, batch_augmentation)}
+
+__all__ = ["PAPERS", "ConfigError", "Job", "Output", "Paper", "Plan", "View", "build_plan",
+           "build_registry", "dataset_sizes", "paper", "scale_block", "seeds_of", "train_size"]
 
 
-class ConfigError(ValueError):
-    """config.yaml asks for something impossible; the message names the key and the fix."""
-
-
-def paper_module(name: str):
+def paper(name: str) -> Paper:
     if name not in PAPERS:
         raise ConfigError(f"config.yaml: papers lists {name!r}, which is not a paper; choose from {list(PAPERS)}")
-    try:
-        return importlib.import_module(f"{__name__}.{PAPERS[name]}")
-    except ModuleNotFoundError as err:
-        raise ConfigError(f"config.yaml: paper {name!r} is not implemented in this version ({err})") from err
-
-
-def dataset_sizes(scale: dict) -> dict[str, int]:
-    """Number of training samples of each dataset of a scale (for batch-size checks)."""
-    known = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
-    sizes = {}
-    for name, cfg in scale.get("datasets", {}).items():
-        kind = cfg.get("kind", name)
-        if kind == "mnist1d":
-            # mnist1d makes num_samples // 10 samples per class, then splits train / test
-            total = (cfg.get("num_samples", 5000) // 10) * 10
-            n = int(total * cfg.get("train_split", 0.8))
-        else:
-            n = known.get(kind, 0)
-        if cfg.get("train_samples"):
-            n = min(n, cfg["train_samples"])
-        sizes[name] = n
-    return sizes
+    return PAPERS[name]
 
 
 def scale_block(config: dict) -> dict:
@@ -85,35 +58,33 @@ def build_registry(config: dict) -> tuple[dict[str, dict], dict[str, list[dict]]
     defaults = scale.get("defaults", {})
     runs: dict[str, dict] = {}
     tables: dict[str, list[dict]] = {}
-    for paper in config["papers"]:
-        mod = paper_module(paper)
-        if paper not in scale:
-            raise ConfigError(f"config.yaml: papers lists {paper!r} but {where} has no `{paper}:` block; "
-                              f"add one or remove {paper!r} from papers")
-        block = copy.deepcopy(scale[paper])
+    for key in config["papers"]:
+        decl = paper(key)
+        if key not in scale:
+            raise ConfigError(f"config.yaml: papers lists {key!r} but {where} has no `{key}:` block; "
+                              f"add one or remove {key!r} from papers")
         try:
-            planned = mod.plan(block, scale)
+            planned = decl.plan(copy.deepcopy(scale[key]), scale)
         except (KeyError, ValueError, TypeError) as err:
             what = f"missing key {err}" if isinstance(err, KeyError) else str(err)
-            raise ConfigError(f"config.yaml: {where}.{paper}: {what}") from err
+            raise ConfigError(f"config.yaml: {where}.{key}: {what}") from err
         rows = []
         for labels, spec in planned:
-            full = {**defaults, **spec}
             try:
-                spec_n = normalize(full)
+                spec_n = normalize({**defaults, **spec})
             except SpecError as err:
-                raise ConfigError(f"config.yaml: {where}.{paper}: {err}") from err
+                raise ConfigError(f"config.yaml: {where}.{key}: {err}") from err
             if spec_n["dataset"] not in sizes:
-                raise ConfigError(f"config.yaml: {where}.{paper}: dataset {spec_n['dataset']!r} is not defined "
+                raise ConfigError(f"config.yaml: {where}.{key}: dataset {spec_n['dataset']!r} is not defined "
                                   f"under {where}.datasets (defined: {sorted(sizes)})")
             n = sizes[spec_n["dataset"]]
             if spec_n["batch_size"] > n:
-                raise ConfigError(f"config.yaml: {where}.{paper}: batch_size = {spec_n['batch_size']} is larger "
+                raise ConfigError(f"config.yaml: {where}.{key}: batch_size = {spec_n['batch_size']} is larger "
                                   f"than the training set of {spec_n['dataset']!r} ({n} samples); lower it")
             rid = run_id(spec_n)
             runs[rid] = spec_n
             rows.append({**labels, "run": rid})
-        tables[paper] = rows
+        tables[key] = rows
     for rid, spec in runs.items():
         parent = spec["init_from"]
         if parent is not None and parent not in runs:
@@ -121,34 +92,75 @@ def build_registry(config: dict) -> tuple[dict[str, dict], dict[str, list[dict]]
     return runs, tables
 
 
-def packs_of(tables: dict[str, list[dict]], runs: dict[str, dict]) -> dict[str, list[str]]:
-    """Runs a paper asked to train together in one job (label ``pack``), by pack name.
+@dataclass
+class Plan:
+    """Everything the workflow runs for a config (see the module docstring)."""
 
-    A pack is an execution choice: its runs are trained one after another (or
-    vectorised) in one process, so the per-job start-up cost (interpreter, torch
-    import, data load) is paid once.  A run shared by two papers joins the first pack
-    that claims it.  A run cannot share a pack with the run it starts from.
-    """
-    packs: dict[str, list[str]] = {}
-    claimed: set[str] = set()
-    for paper, rows in tables.items():
+    scale_name: str
+    scale: dict
+    runs: dict[str, dict]
+    tables: dict[str, list[dict]]
+    packs: dict[str, list[str]]
+    jobs: dict[str, list[Job]] = field(default_factory=dict)
+    sections: dict[str, Job] = field(default_factory=dict)
+    outputs: dict[str, list[Output]] = field(default_factory=dict)
+
+    def view(self, key: str) -> View:
+        return View(key, self.scale[key], self.scale, self.scale_name, self.tables[key], self.runs, self.packs)
+
+
+def packing_cost(scale: dict):
+    """The packing policy's cost function for this scale's datasets."""
+    sizes = dataset_sizes(scale)
+    kinds = {name: cfg.get("kind", name) for name, cfg in scale["datasets"].items()}
+    return lambda spec: run_cost(spec, sizes[spec["dataset"]], kinds[spec["dataset"]])
+
+
+def section_io(decl: Paper, view: View) -> Job:
+    """The section rule of a paper: its notebook's inputs, outputs and params."""
+    ids = view.ids
+    outputs = decl.outputs_for(view.block, view.scale)
+    extra = decl.inputs(view)
+    clash = {"metrics", "histories"} & set(extra)
+    if clash:
+        raise ValueError(f"paper {decl.key!r}: section input names {sorted(clash)} are reserved")
+    return Job(
+        name=decl.key,
+        script=f"{decl.key}.py",
+        input={"metrics": [paths.run_file(r) for r in ids],
+               "histories": [paths.run_file(r, "history.csv") for r in ids], **extra},
+        output={"section": paths.section_file(decl.key), "claims": paths.claims_file(decl.key),
+                **{o.name: paths.item_file(decl.key, o.kind, o.name) for o in outputs}},
+        params={"paper": decl.key, "scale": view.scale_name, "block": view.block,
+                "datasets": view.scale["datasets"], "runs": view.rows},
+        device=False,
+    )
+
+
+def build_plan(config: dict) -> Plan:
+    """Runs, packs, analysis jobs and section IO of every paper the config asks for."""
+    runs, tables = build_registry(config)
+    scale = scale_block(config)
+    owners: dict[str, str] = {}
+    for key, rows in tables.items():
         for row in rows:
-            name = row.get("pack")
-            if name is None or row["run"] in claimed:
-                continue
-            packs.setdefault(f"{paper}-{name}", []).append(row["run"])
-            claimed.add(row["run"])
-    for name, ids in packs.items():
-        members = set(ids)
-        for rid in ids:
-            if runs[rid]["init_from"] in members:
-                raise ConfigError(f"pack {name!r}: run {rid} starts from {runs[rid]['init_from']}, which is in the "
-                                  f"same pack; put them in different packs")
-    return packs
-
-
-def seeds_of(block: dict, key: str = "seeds") -> list[int]:
-    seeds = block.get(key)
-    if not isinstance(seeds, list) or not seeds:
-        raise ConfigError(f"{key} = {seeds!r}: give a non-empty list of integer seeds")
-    return seeds
+            owners.setdefault(row["run"], key)
+    job_seconds = (config.get("packing") or {}).get("job_seconds", 0)
+    packs = pack_runs(owners, runs, job_seconds, packing_cost(scale))
+    plan = Plan(config["scale"], scale, runs, tables, packs)
+    names: dict[str, str] = {}
+    for key in tables:
+        decl, view = PAPERS[key], plan.view(key)
+        try:
+            plan.jobs[key] = list(decl.jobs(view))
+            plan.outputs[key] = decl.outputs_for(view.block, scale)
+            plan.sections[key] = section_io(decl, view)
+        except (KeyError, ValueError, TypeError) as err:
+            what = f"missing key {err}" if isinstance(err, KeyError) else str(err)
+            raise ConfigError(f"config.yaml: scales.{config['scale']}.{key}: {what}") from err
+        for job in plan.jobs[key]:
+            if job.name in names or job.name in PAPERS or job.name.startswith("train"):
+                raise ConfigError(f"paper {key!r}: job name {job.name!r} is taken "
+                                  f"({names.get(job.name, 'a workflow rule')}); rename it")
+            names[job.name] = key
+    return plan

@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .base import Figure, Paper, Table, seeds_of
+
 TITLE = "Batch-size baseline: small vs large batch"
 
 
 def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
-    from . import seeds_of
-
     runs = []
     for arm, batch in (("SB", block["small_batch"]), ("LB", block["large_batch"])):
         for seed in seeds_of(block):
-            labels = {"arm": arm, "batch_size": batch, "seed": seed}
-            if block.get("pack"):
-                labels["pack"] = arm  # one job per arm: all seeds of an arm in one process
-            runs.append((labels,
+            runs.append(({"arm": arm, "batch_size": batch, "seed": seed},
                          {**block["run"], "batch_size": batch, "seed": seed}))
     return runs
+
+
+PAPER = Paper(
+    key="baseline",
+    title=TITLE,
+    category="0 Batch-size baseline",
+    plan=plan,
+    outputs=[
+        Table("summary", "Summary: final train and test accuracy and loss of each arm, mean ± sd over seeds."),
+        Figure("learning_curves", "Learning curves: accuracy (left) and loss (right) per epoch on the training "
+               "subset (solid) and the test set (dashed), one line per seed of the small-batch (blue) and the "
+               "large-batch (red) runs; grey dotted: chance accuracy.", label="learning curves"),
+    ],
+)
 
 
 def claims(runs: pd.DataFrame, block: dict) -> list[dict]:

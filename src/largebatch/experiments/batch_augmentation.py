@@ -124,3 +124,9 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
         add({"arm": "distinct", "multiplicity": 1, "compare_m": m, "epoch_factor": m}, distinct_spec(run, m, n),
             f"distinct{m}")
     return runs
+
+
+# TODO(issue 15 port): outputs with captions, analysis jobs and section inputs
+from .base import Paper as _Paper  # noqa: E402
+
+PAPER = _Paper(key="batch_augmentation", title=TITLE, category="6 Batch augmentation (Hoffer et al. 2019)", plan=plan, outputs=[])

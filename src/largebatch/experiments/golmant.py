@@ -369,3 +369,9 @@ def exponent_summary(batch_sizes, steps, cap: int) -> dict:
     alpha = scaling_exponents(b, t)
     mid = (np.log2(b[1:]) + np.log2(b[:-1])) / 2
     return {"alpha_first": float(alpha[0]), "alpha_last": float(alpha[-1]), "mid_log2": mid, "alpha": alpha}
+
+
+# TODO(issue 15 port): outputs with captions, analysis jobs and section inputs
+from .base import Paper as _Paper  # noqa: E402
+
+PAPER = _Paper(key="golmant", title=TITLE, category="4 Golmant 2018", plan=plan, outputs=[])

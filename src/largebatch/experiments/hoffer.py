@@ -417,3 +417,9 @@ def distance_claims(fits, small_batch: int, claims: dict, min_points: int = 3) -
         rule=f"every larger batch: one-sample t-test of the per-seed change < 0; against: > 0, or within ±{m3:g}",
         paper="curves only (no values printed)", paper_source=SOURCE_FIG2, **fit_pre))
     return rows
+
+
+# TODO(issue 15 port): outputs with captions, analysis jobs and section inputs
+from .base import Paper as _Paper  # noqa: E402
+
+PAPER = _Paper(key="hoffer", title=TITLE, category="2 Hoffer 2017", plan=plan, outputs=[])

@@ -553,3 +553,9 @@ def sweep_claim(sweep: pd.DataFrame, block: dict) -> dict:
         paper_source=SOURCES["threshold"],
         precondition=f"every sweep run converged (stopped by {'/'.join(CONVERGED_STOPS)}): {found}",
         precondition_ok=ok)
+
+
+# TODO(issue 15 port): outputs with captions, analysis jobs and section inputs
+from .base import Paper as _Paper  # noqa: E402
+
+PAPER = _Paper(key="keskar", title=TITLE, category="1 Keskar 2017", plan=plan, outputs=[])

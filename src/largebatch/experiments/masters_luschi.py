@@ -333,3 +333,9 @@ def sizes_without_unstable_cell(cells: pd.DataFrame) -> list[int]:
     than by NaN)."""
     worst = cells.groupby("m")["stable_frac"].min()
     return [int(m) for m, f in worst.items() if f > 0]
+
+
+# TODO(issue 15 port): outputs with captions, analysis jobs and section inputs
+from .base import Paper as _Paper  # noqa: E402
+
+PAPER = _Paper(key="masters_luschi", title=TITLE, category="3 Masters & Luschi 2018", plan=plan, outputs=[])

@@ -331,3 +331,9 @@ def phase1_sanity(per_seed) -> dict:
     from ..stats import decide_one_sample
 
     return decide_one_sample((per_seed.swap_acc - per_seed.p1_acc).to_numpy(float), "greater", 0.0, 0.0)
+
+
+# TODO(issue 15 port): outputs with captions, analysis jobs and section inputs
+from .base import Paper as _Paper  # noqa: E402
+
+PAPER = _Paper(key="swap", title=TITLE, category="5 SWAP (Gupta et al. 2020)", plan=plan, outputs=[])

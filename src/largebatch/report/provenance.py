@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .. import paths
+
 log = logging.getLogger(__name__)
 
 PACKAGES = ["torch", "torchvision", "snakemake", "numpy", "scipy", "statsmodels", "pandas", "seaborn",
@@ -89,20 +91,11 @@ def training_benchmarks(run_tables: dict[str, list[dict]], packs: dict[str, list
     for paper, rows in run_tables.items():
         files = []
         for run in dict.fromkeys(r["run"] for r in rows):
-            f = f"results/benchmarks/packs/{pack_of[run]}.tsv" if run in pack_of else f"results/benchmarks/train/{run}.tsv"
+            f = paths.pack_benchmark(pack_of[run]) if run in pack_of else paths.train_benchmark(run)
             if f not in files:
                 files.append(f)
         out[paper] = files
     return out
-
-
-def analysis_benchmarks(rules, paper: str) -> list[str]:
-    """Benchmark files of a paper's own analysis rules (Snakemake rules named ``<paper>`` or
-    ``<paper>_...``), except those with wildcards, whose instances are not known when the
-    workflow is parsed. ``rules``: Snakemake's ``workflow.rules``."""
-    return [str(r.benchmark) for r in rules
-            if r.benchmark is not None and (r.name == paper or r.name.startswith(paper + "_"))
-            and not r.benchmark.get_wildcard_names()]
 
 
 def compute_per_paper(paper_benchmarks: dict[str, list[str]]) -> list[dict]:

@@ -25,17 +25,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..common import atomic_write
 from ..stats import CLAIM_COLUMNS, VERDICTS, finalize_claims
 
 #: where a text item goes in the report (None: with the evidence, in order)
 PARTS = (None, "summary", "scope", "caveats")
 
 
-def load_runs(rows: list[dict], root: str = "results/runs") -> pd.DataFrame:
-    """The paper's run table (labels + run id) joined with each run's metrics.json."""
+def load_runs(rows: list[dict], files: dict[str, str]) -> pd.DataFrame:
+    """The paper's run table (labels + run id) joined with each run's metrics.json
+    (``files``: run id -> its metrics.json, as the section rule's inputs give them)."""
     out = []
     for row in rows:
-        with open(Path(root) / row["run"] / "metrics.json") as f:
+        with open(files[row["run"]]) as f:
             metrics = json.load(f)
         metrics.pop("run", None)
         clash = set(metrics) & set(row)
@@ -43,11 +45,12 @@ def load_runs(rows: list[dict], root: str = "results/runs") -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def load_histories(rows: list[dict], root: str = "results/runs") -> pd.DataFrame:
-    """Every run's history.csv, with the paper's labels as extra columns (long format)."""
+def load_histories(rows: list[dict], files: dict[str, str]) -> pd.DataFrame:
+    """Every run's history.csv (``files``: run id -> path), with the paper's labels as extra
+    columns (long format)."""
     frames = []
     for row in rows:
-        h = pd.read_csv(Path(root) / row["run"] / "history.csv")
+        h = pd.read_csv(files[row["run"]])
         for k, v in row.items():
             if k not in h.columns:
                 h[k] = v
@@ -56,16 +59,36 @@ def load_histories(rows: list[dict], root: str = "results/runs") -> pd.DataFrame
 
 
 class Section:
-    def __init__(self, paper: str, title: str, outdir: str | os.PathLike | None = None):
+    """``declared``: the paper's tables and figures (``experiments.base.Output``, from its
+    ``PAPER.outputs``); ``files``: name -> path of each, as the section rule's ``output:``
+    gives them (default: the conventional paths under ``outdir``). A name not declared is an
+    error, and so is a declared item the notebook never adds (at ``save``)."""
+
+    def __init__(self, paper: str, title: str, declared, outdir: str | os.PathLike | None = None,
+                 files: dict[str, str] | None = None):
         self.paper = paper
         self.title = title
         self.outdir = Path(outdir or f"results/{paper}")
+        self.declared = {o.name: o for o in declared}
+        files = files or {}
+        sub = {"table": ("tables", "csv"), "figure": ("figures", "png")}
+        self.files = {name: Path(files.get(name) or self.outdir / sub[o.kind][0] / f"{name}.{sub[o.kind][1]}")
+                      for name, o in self.declared.items()}
         self.items: list[dict] = []
         self._claims: list[dict] | None = None
         self._protocol: list[dict] | None = None
         self._evidence: dict[str, list[str]] = {}
-        for sub in ("tables", "figures"):
-            (self.outdir / sub).mkdir(parents=True, exist_ok=True)
+        for path in self.files.values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.outdir.mkdir(parents=True, exist_ok=True)
+
+    def _declared(self, name: str, kind: str):
+        out = self.declared.get(name)
+        if out is None or out.kind != kind:
+            names = sorted(n for n, o in self.declared.items() if o.kind == kind)
+            raise ValueError(f"section {self.paper!r}: {kind} {name!r} is not declared in the paper's PAPER.outputs "
+                             f"(declared {kind}s: {names}); declare it there with its caption")
+        return out
 
     def _rel(self, path: Path) -> str:
         return os.path.relpath(path, self.outdir)
@@ -104,12 +127,15 @@ class Section:
         """Rows of {'aspect', 'paper', 'ours'}: how our protocol differs from the paper's."""
         self._protocol = [{"aspect": r["aspect"], "paper": r["paper"], "ours": r["ours"]} for r in rows]
 
-    def table(self, name: str, df: pd.DataFrame, caption: str, supports=None) -> Path:
-        """A table: CSV (the report embeds it as a download and renders it with fixed decimals,
-        collapsed when long) and an HTML fragment. supports: claim ids it is evidence for."""
+    def table(self, name: str, df: pd.DataFrame, supports=None, **fields) -> Path:
+        """A declared table: CSV (the report embeds it as a download and renders it with fixed
+        decimals, collapsed when long) and an HTML fragment. ``fields`` fill its declared caption;
+        supports: claim ids it is evidence for."""
+        out = self._declared(name, "table")
+        caption = out.fill(**fields)
         self._check_name(name, "table")
-        csv = self.outdir / "tables" / f"{name}.csv"
-        html = self.outdir / "tables" / f"{name}.html"
+        csv = self.files[name]
+        html = csv.with_suffix(".html")
         df.to_csv(csv, index=False)
         html.write_text(df.to_html(index=False, escape=True, na_rep="–", classes="data", border=0))
         self.items.append({"kind": "table", "name": name, "csv": self._rel(csv), "html": self._rel(html),
@@ -117,16 +143,23 @@ class Section:
                            "supports": self._supports(supports)})
         return csv
 
-    def figure(self, name: str, fig, caption: str, dpi: int = 200, alt: str | None = None, supports=None) -> Path:
-        """A figure; ``alt``: what the figure shows, in words (the report's alt text; default
-        the caption). Saved as PNG at ``dpi`` (200 = twice the 100 px/inch the report shows it
-        at, sharp on high-density screens). supports: claim ids it is evidence for."""
+    def figure(self, name: str, fig, supports=None, alt: str | None = None, dpi: int = 200, **fields) -> Path:
+        """A declared figure; ``fields`` fill its declared caption; ``alt``: what the figure shows,
+        in words (the report's alt text; default the caption). Saved as PNG at ``dpi`` (200 = twice
+        the 100 px/inch the report shows it at, sharp on high-density screens), with its caption as
+        reStructuredText beside it in captions/ (for ``snakemake --report``). supports: claim ids it
+        is evidence for."""
+        out = self._declared(name, "figure")
+        caption = out.fill(**fields)
         self._check_name(name, "figure")
-        path = self.outdir / "figures" / f"{name}.png"
+        path = self.files[name]
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+        rst = self.outdir / "captions" / f"{name}.rst"
+        rst.parent.mkdir(parents=True, exist_ok=True)
+        rst.write_text(caption + "\n")
         self.items.append({"kind": "figure", "name": name, "png": self._rel(path), "caption": caption,
                            "alt": alt or caption, "dpi": dpi, "supports": self._supports(supports)})
         return path
@@ -172,10 +205,14 @@ class Section:
         if self._claims is None:
             raise ValueError(f"section {self.paper!r}: call claims() before save(); every paper has a claims table")
         path = Path(path or self.outdir / "section.json")
+        added = {i["name"] for i in self.items if i["kind"] in ("table", "figure")}
+        missing = [n for n in self.declared if n not in added]
+        if missing:
+            raise ValueError(f"section {self.paper!r}: declared {missing} but never added them; add them "
+                             f"(sec.table / sec.figure) or remove them from the paper's PAPER.outputs")
         evidence = self.evidence()
         doc = {"paper": self.paper, "title": self.title, "protocol": self._protocol, "items": self.items,
                "claims": "claims.csv", "evidence": evidence}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2))
-        os.replace(tmp, path)
+        with atomic_write(path) as f:
+            f.write(json.dumps(doc, indent=2))
         return path
