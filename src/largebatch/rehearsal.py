@@ -207,7 +207,7 @@ def longest_run(planned: list[tuple[dict, dict]], sizes: dict[str, int], default
 
 def rehearse_scale(scale: dict, value) -> dict:
     """The rehearsal of a whole scale block (``scales.paper``): datasets, defaults, papers."""
-    from .experiments import PAPERS, dataset_sizes, paper_module
+    from .experiments import PAPERS, dataset_sizes
 
     s = settings_of(value)
     div = s["batch_divisor"]
@@ -231,7 +231,7 @@ def rehearse_scale(scale: dict, value) -> dict:
         _shrink_batches(block, div)
         _cap_analyses(block, s)
         _scale_steps(paper, block, s["steps"])
-        most = longest_run(paper_module(paper).plan(copy.deepcopy(block), out), sizes, out.get("defaults", {}))
+        most = longest_run(PAPERS[paper].plan(copy.deepcopy(block), out), sizes, out.get("defaults", {}))
         if most > s["steps"]:
             _scale_epochs(block, s["steps"] / most)
     return out
