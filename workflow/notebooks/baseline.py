@@ -17,7 +17,7 @@
 # The smallest experiment behind all six papers: one network, one optimiser and one
 # epoch budget, trained with a small and a large batch (10% of the training set, as in
 # Keskar et al.) over several seeds. Claims are decided by `largebatch.stats`
-# (`largebatch.experiments.baseline.claims`). Run by Snakemake (`script:`); in Jupyter,
+# (`largebatch.analysis.baseline.claims`). Run by Snakemake (`script:`); in Jupyter,
 # `context()` builds the same inputs and outputs from config.yaml (`largebatch.notebook`).
 
 # %%
@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.lines import Line2D
 
-from largebatch.experiments import baseline as B
+from largebatch.analysis import baseline as B
 from largebatch.notebook import context
 from largebatch.stats import VERDICTS, mean_std
 
