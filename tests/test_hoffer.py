@@ -1,5 +1,6 @@
-"""Hoffer, Hubara & Soudry 2017: regime adaptation, the table's arms, the distance fits, and
-GBN as the models and the engine use it."""
+"""Hoffer, Hubara & Soudry 2017: regime adaptation, the table's arms, the plan, the distance fits
+on real runs, GBN as the models and the engine use it, and the paper's declaration. The
+section's claims, tables and figures on synthetic data: tests/test_analysis_hoffer.py."""
 
 import math
 from pathlib import Path
@@ -10,14 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from largebatch.experiments import ConfigError, build_registry
-from largebatch.experiments.hoffer import (ARMS, PUBLISHED, arm_spec, distance_claims, distance_fits, high_lr_phase,
-                                           log_fit, log_grid, plan, published_margins, ra_factor, regime_adaptation,
-                                           sqrt_fit, table_claims)
+from largebatch.analysis.hoffer import distance_fits, high_lr_phase, log_fit, log_grid, sqrt_fit
+from largebatch.experiments import ConfigError, build_plan, build_registry
+from largebatch.experiments.hoffer import (ARMS, PAPER, PUBLISHED, arm_spec, plan, published_margins, ra_factor,
+                                           regime_adaptation)
 from largebatch.gbn import GhostBatchNorm
 from largebatch.models import build_model
 from largebatch.spec import effective_lr, lr_at, normalize
-from largebatch.stats import finalize_claims
 from largebatch.train import eval_steps, train_run
 
 MARGINS = {"H0": {"margin_pp": 1.22}, "H4": {"margin_pp": 0.61}, "H5": {"margin_pp": [0.5, 0.05, 0.93]},
@@ -85,7 +85,7 @@ def test_arms_add_one_adaptation_each():
 
 
 def _block(**kw):
-    block = {"seeds": [0, 1], "pack": True,
+    block = {"seeds": [0, 1],
              "networks": {"F1": {"run": dict(RUN), "small_batch": 50, "large_batch": 800, "claims": MARGINS}},
              "distance": {"network": "F1", "batch_sizes": [50, 200, 800], "log_points": 20, "fit_min_step": 1},
              "claims": DIST_CLAIMS, "preconditions": PRE}
@@ -99,7 +99,7 @@ def test_plan_lists_the_table_and_the_distance_batch_sizes():
     assert arms == [("SB", 50, True), ("LB", 800, True), ("+LR", 800, True), ("+GBN", 800, True),
                     ("+RA", 800, True), ("LB", 200, False), ("+RA", 200, False)]
     assert all(spec["log_points"] == 20 and spec["seed"] == lab["seed"] for lab, spec in rows)
-    assert {lab["pack"] for lab, _ in rows} == {"seed0", "seed1"}
+    assert all("pack" not in lab for lab, _ in rows)  # which runs share a job is largebatch.packing's choice
     ra200 = next(spec for lab, spec in rows if lab["arm"] == "+RA" and lab["batch_size"] == 200)
     assert ra200["epochs"] == 40 and ra200["ghost_batch_size"] == 50
     with pytest.raises(ValueError, match="multiple"):
@@ -216,101 +216,7 @@ def test_ghost_run_equals_micro_batched_batchnorm_run(tiny_data, tmp_path):
         torch.testing.assert_close(wg[k].float(), wm[k].float(), rtol=1e-4, atol=1e-5)
 
 
-# ------------------------------------------------------------------ claims (decided by largebatch.stats)
-def _arms(means, sd=0.3, n=5, seed=0):
-    """Per-seed accuracies (%) around the given arm means."""
-    rng = np.random.default_rng(seed)
-    return {arm: pd.Series(m + sd * rng.standard_normal(n)) for arm, m in means.items()}
-
-
-GOOD_TEST = {"SB": 90.0, "LB": 86.0, "+LR": 87.5, "+GBN": 88.5, "+RA": 90.2}
-GOOD_TRAIN = {"SB": 99.5, "LB": 99.2, "+LR": 99.4, "+GBN": 99.3, "+RA": 99.6}
-
-
-def _verdicts(rows):
-    return {r["id"]: r["verdict"] for r in finalize_claims(rows)}
-
-
-def test_table_claims_reproduce_the_papers_pattern_on_converged_arms():
-    rows = table_claims("F1", "F1", _arms(GOOD_TEST), _arms(GOOD_TRAIN, sd=0.05), MARGINS, PRE)
-    assert [r["id"] for r in rows] == ["H0", "H4", "H5", "H6"]
-    assert all(r["precondition_ok"] for r in rows)
-    assert set(_verdicts(rows).values()) == {"reproduced"}
-    h4 = rows[1]
-    assert h4["effect"] == pytest.approx(0.2, abs=0.5)  # reported as +RA - SB, not shifted by the margin
-    assert h4["ci_low"] < h4["effect"] < h4["ci_high"]
-    assert rows[0]["paper"] == "F1 on MNIST: SB 98.27, LB 97.05" and "poster" in rows[0]["paper_source"]
-    multi = table_claims("C1", "C1-style", _arms(GOOD_TEST), _arms(GOOD_TRAIN, sd=0.05), MARGINS, PRE, multi=True)
-    assert [r["id"] for r in multi] == ["H0-C1", "H4-C1", "H5-C1", "H6-C1"]
-
-
-def test_an_underfit_small_batch_makes_the_comparisons_inconclusive():
-    """Issue 16: +RA 18 points above an SB at 68% train accuracy is not evidence for H4."""
-    test = {**GOOD_TEST, "SB": 64.0, "+RA": 82.0}
-    train = {arm: 68.0 if arm == "SB" else 86.0 for arm in ARMS}
-    rows = table_claims("F1", "F1", _arms(test), _arms(train, sd=0.05), MARGINS, PRE)
-    by = {r["id"]: r for r in rows}
-    assert by["H4"]["p_claim"] < 0.001  # the test alone would call it reproduced
-    assert not by["H4"]["precondition_ok"] and "SB converged" in by["H4"]["precondition"]
-    assert "68.0% NO" in by["H4"]["precondition"]
-    assert set(_verdicts(rows).values()) == {"inconclusive"}
-
-
-def test_generalisation_claims_need_comparable_train_accuracy():
-    train = {**GOOD_TRAIN, "LB": 96.0}  # converged, but 3.5 points below SB: an optimisation gap
-    rows = table_claims("F1", "F1", _arms(GOOD_TEST), _arms(train, sd=0.05), MARGINS, PRE)
-    by = {r["id"]: r for r in rows}
-    assert not by["H0"]["precondition_ok"] and "LB - SB = -3.5" in by["H0"]["precondition"]
-    assert by["H4"]["precondition_ok"] and by["H6"]["precondition_ok"]
-
-
-def test_h5_is_refuted_by_one_refuted_step_and_needs_every_step():
-    lowered = {**GOOD_TEST, "+GBN": 85.0}  # +GBN clearly below +LR
-    by = _verdicts(table_claims("F1", "F1", _arms(lowered), _arms(GOOD_TRAIN, sd=0.05), MARGINS, PRE))
-    assert by["H5"] == "not reproduced" and by["H6"] == "not reproduced"
-    flat = {**GOOD_TEST, "+GBN": 87.5}  # +GBN equal to +LR: step 2 not shown, the others are
-    rows = table_claims("F1", "F1", _arms(flat, sd=1.0), _arms(GOOD_TRAIN, sd=0.05), MARGINS, PRE)
-    h5 = next(r for r in rows if r["id"] == "H5")
-    assert h5["p_claim"] > 0.05 and _verdicts(rows)["H5"] != "reproduced"
-    with pytest.raises(ValueError, match="H5.margin_pp: give 3 margins"):
-        table_claims("F1", "F1", _arms(GOOD_TEST), _arms(GOOD_TRAIN), {**MARGINS, "H5": {"margin_pp": [1.0]}}, PRE)
-
-
-def _fits(slopes, r2_log=0.99, r2_sqrt=0.9, points=6, n=5, seed=0):
-    """distance_fits-like rows: slopes = {(condition, batch): mean slope}."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for (cond, b), m in slopes.items():
-        for s in range(n):
-            rows.append({"condition": cond, "batch_size": b, "seed": s, "run": f"{cond}{b}s{s}",
-                         "slope": m * (1 + 0.03 * rng.standard_normal()), "points": points,
-                         "r2_log": min(r2_log + 0.003 * rng.standard_normal(), 1.0),
-                         "r2_sqrt": r2_sqrt + 0.003 * rng.standard_normal()})
-    return pd.DataFrame(rows)
-
-
-PAPER_SHAPE = {("before", 50): 2.0, ("after", 50): 2.0, ("before", 800): 0.6, ("after", 800): 1.95}
-
-
-def test_distance_claims_on_the_papers_shape():
-    rows = distance_claims(_fits(PAPER_SHAPE), 50, DIST_CLAIMS)
-    assert [r["id"] for r in rows] == ["H1", "H2", "H3"]
-    assert set(_verdicts(rows).values()) == {"reproduced"}
-
-
-def test_distance_claims_against_the_paper():
-    # a random walk (sqrt fit better) and slopes that do not depend on the batch size
-    same = {k: 2.0 for k in PAPER_SHAPE}
-    by = _verdicts(distance_claims(_fits(same, r2_log=0.9, r2_sqrt=0.99), 50, DIST_CLAIMS))
-    assert by["H1"] == "not reproduced"
-    assert by["H2"] == "not reproduced"  # slopes equal within a log ratio of 0.1
-    short = _fits(PAPER_SHAPE)
-    short.loc[short.batch_size == 800, "points"] = 2
-    rows = distance_claims(short, 50, DIST_CLAIMS)
-    assert not any(r["precondition_ok"] for r in rows) and "before B=800" in rows[0]["precondition"]
-    assert set(_verdicts(rows).values()) == {"inconclusive"}
-
-
+# ------------------------------------------------------------------ config and declaration
 def test_config_margins_follow_the_published_table():
     """Every network's accuracy margins in config.yaml are those its row of the poster implies."""
     import yaml
@@ -329,3 +235,25 @@ def test_config_margins_follow_the_published_table():
     f1 = published_margins("F1")
     assert (f1["H0"], f1["H4"], f1["H6"]) == pytest.approx((1.22, 0.61, 0.05))
     assert f1["H5"] == pytest.approx([0.5, 0.05, 0.93])
+
+
+@pytest.mark.parametrize("scale", ["tiny", "cpu", "mnist", "paper"])
+def test_declaration_gives_the_section_rule_every_table_and_figure(scale):
+    """Hoffer has no analysis job: its section rule reads the runs and writes the declared items."""
+    import yaml
+
+    with open(Path(__file__).parents[1] / "config.yaml") as f:
+        config = yaml.safe_load(f)
+    plan_ = build_plan({**config, "scale": scale, "papers": ["hoffer"]})
+    assert plan_.jobs["hoffer"] == []
+    section = plan_.sections["hoffer"]
+    assert set(section.input) == {"metrics", "histories"}
+    assert len(section.input["metrics"]) == len(set(r["run"] for r in plan_.tables["hoffer"]))
+    out = section.output
+    assert out["table1"] == "results/hoffer/tables/table1.csv" and out["arms"] == "results/hoffer/tables/arms.csv"
+    assert out["arm_accuracy"] == "results/hoffer/figures/arm_accuracy.png"
+    assert {o.name: o.label for o in PAPER.outputs if o.label} == {"arm_accuracy": "table arms",
+                                                                  "distance": "weight distance (Fig. 2)"}
+    fields = {o.name: o.fields for o in PAPER.outputs}
+    assert fields["distance_fits"] == fields["distance"] == ["fit_min_step"]
+    assert fields["arm_accuracy"] == ["published"] and fields["table1"] == []
