@@ -18,25 +18,22 @@ of the sweep and of the warm-up study is trained with both sets (any cell may be
 the BN-batch study trains its test seeds only at the two m_BN a claim compares (the
 reference and m_BN = m).
 
-``plan`` lists the runs (label ``seed_role``: select | test); with ``packs: P`` in the block
-the runs are grouped into about P training jobs of similar cost (runs of one batch size stay
-together; the expensive small batches are split).  The analysis helpers below (cell table,
-stable range, selection, per-seed widths) are used by the report notebook and tested on
-their own; every verdict is decided by ``largebatch.stats``.
+``plan`` lists the runs (label ``seed_role``: select | test); which runs share a training
+job is the packing policy's choice (``largebatch.packing``), not the plan's. This module is
+the planning and the declaration (the Snakefile imports it at parse time, so it imports no
+numpy or pandas); the analysis behind the claims is in ``largebatch.analysis.masters_luschi``
+(cells, selection, stable range, tables), ``..masters_luschi_claims`` (claims M1-M5) and
+``..masters_luschi_figures``; every verdict is decided by ``largebatch.stats``.
 """
 
 from __future__ import annotations
 
-import json
-import math
-
-import numpy as np
-import pandas as pd
+from .base import Figure, Paper, Table, View, seeds_of
 
 TITLE = "Masters & Luschi 2018: revisiting small batch training"
 
-#: The paper's published findings used beside ours (ranges; the paper prints its results as
-#: figures, so no single number is quoted). Source strings say where each is stated.
+#: The paper (arXiv 1804.07612, Graphcore; no official code) prints its results as figures, so
+#: its findings are used beside ours as ranges, not numbers. claim -> (finding, where stated).
 PUBLISHED = {
     "M1": ("best test accuracy for m = 2 to 32, often m = 2 or 4",
            "Masters & Luschi 2018, abstract and results text (CIFAR-10/100, ImageNet)"),
@@ -50,10 +47,29 @@ PUBLISHED = {
            "Masters & Luschi 2018, results text (BN batch-size study)"),
 }
 
-#: per-run fixed cost (evaluations, model build, files), in units of one training step
-RUN_OVERHEAD_STEPS = 100
-#: a ghost-BN step costs about twice a plain BN step on a CPU (measured, MLP width 32)
-GHOST_STEP_COST = 2.0
+#: The paper's protocol as its text states it (the "paper" column of the section's protocol
+#: table): aspect -> what the paper does, with where it says so.
+PROTOCOL = {
+    "data": "CIFAR-10, CIFAR-100, ImageNet (abstract)",
+    "network": "reduced AlexNet, ResNet-8/20/32 (CIFAR); ResNet-50 (ImageNet) (main text)",
+    "optimiser": "plain SGD, no momentum (main text)",
+    "learning rate": "eta = m·eta_base (abstract: a constant average weight update per gradient computation), "
+                     "eta_base = 2^-12..2^0 (main text)",
+    "batch sizes": "m = 2 up to a few thousand (main text)",
+    "budget": "82 epochs (CIFAR-10), 164 (CIFAR-100), lr /10 at 50% and 75% (main text)",
+    "metric": "median test accuracy of the last 5 epochs (main text)",
+    "normalisation": "with and without BN; BN statistics over m_BN samples (main text)",
+    "warm-up": "linear from eta/32 to eta over the first 5% of training (main text)",
+    "augmentation": "with and without crop + flip (main text)",
+    "seeds": "ImageNet curves average 2 runs (main text)",
+}
+
+#: the paper's headline range of good batch sizes is m = 2..32 (abstract): claims M1 and M4
+#: compare the best cell with m <= SMALL_MAX against the others
+SMALL_MAX = 32
+
+#: number of classes of each dataset kind (chance accuracy = 1 / classes)
+CLASSES = {"mnist1d": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
 
 
 def _check_positive_ints(values, key: str) -> list[int]:
@@ -86,8 +102,6 @@ def _spec(block: dict, dataset: str, m: int, k: int, seed: int, norm: str, gbs: 
 
 
 def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
-    from . import dataset_sizes, seeds_of
-
     run = block["run"]
     if run.get("optimizer", "sgd") != "sgd" or not run.get("momentum"):
         raise ValueError("run: the paper trains with SGD + momentum; set optimizer: sgd and momentum > 0")
@@ -163,179 +177,66 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
                         add({"part": "warmup", "dataset": sub_ds, "norm": norm, "m": m,
                              "m_bn": m if norm == "batch" else 0, "lr_log2": k, "warmup_epochs": float(w)},
                             _spec(block, sub_ds, m, k, seed, norm, warmup=w))
-
-    packs = block.get("packs", 0)
-    if packs:
-        assign_packs(rows, packs, dataset_sizes(scale))
     return rows
 
 
-def run_cost(spec: dict, n_train: int) -> float:
-    """Estimated cost of a run in training-step units (steps, ghost steps weighted, + overhead)."""
-    m = spec["batch_size"]
-    steps = spec.get("steps") or max(1, round(spec["epochs"] * max(n_train // m, 1)))
-    return steps * (GHOST_STEP_COST if spec.get("norm") == "ghost" else 1.0) + RUN_OVERHEAD_STEPS
+def outputs(block: dict, scale: dict) -> list:
+    """The section's tables and figures: the BN-batch items only with a ``bn_batch`` study,
+    the warm-up table only with a ``warmup`` study."""
+    items = [
+        Figure("accuracy_heatmap",
+               "Final test accuracy (%) for every batch size m and base learning rate eta_base (eta = m·eta_base), "
+               "with and without BatchNorm, mean over all {seeds} seeds of a cell. Grey 'div k/n': k of n seeds "
+               "diverged (NaN/inf loss). '*': some seeds did not train stably (final training loss not below 95% of "
+               "the initial), 'x': no seed did (beyond the stability limit). Red outline: the cell selected at each "
+               "m on the selection seeds. The colour scale starts at chance (10%).",
+               label="test accuracy over (m, base lr)"),
+        Figure("best_vs_m",
+               "Test accuracy against batch size m, with and without BatchNorm: at each m the eta_base cell selected "
+               "on the selection seeds, mean ± sd over the {n_test} test seeds. Dashed squares: the larger batches "
+               "with a linear learning-rate warm-up. Shaded: m = 2 to 32, where the paper finds its best results; "
+               "dotted: chance accuracy.", label="best test accuracy vs m"),
+        Figure("stable_range",
+               "Left (claim M2): per test seed, the width of the acceptable eta_base range: the number of grid "
+               "points (one octave apart) where the run trained stably with a test accuracy within {tol:g} points "
+               "of the best cell over every m (chosen on the selection seeds); mean ± sd over test seeds. Right "
+               "(claim M3): fraction of the eta_base grid where a seed trained stably (no NaN/inf, final training "
+               "loss below 95% of the initial), mean ± sd over all seeds.", label="stable base-lr range vs m"),
+        Table("per_batch_size",
+              "Per batch size: the eta_base selected on the {n_sel} selection seeds, its test and final train "
+              "accuracy on the {n_test} test seeds (mean ± sd, n), and the share of all runs at that m (every "
+              "eta_base and seed) that trained stably and that diverged."),
+        Table("sweep_cells",
+              "Every cell of the sweep (the heat map's numbers): test accuracy (%) mean and sd over all seeds of "
+              "the cell, the number of seeds, how many diverged, and the fraction that trained stably."),
+    ]
+    if block.get("bn_batch"):
+        items += [
+            Figure("bn_batch_accuracy",
+                   "Test accuracy when BatchNorm statistics are computed over m_BN samples (ghost batch norm) while "
+                   "SGD uses batches of m (m_BN = m is ordinary BN). Circles: mean ± sd over the selection seeds at "
+                   "the eta_base selected per (m, m_BN) from {grid}; stars: the test seeds at m_BN = {ref} and "
+                   "m_BN = m (claim M5).", label="BN batch size"),
+            Table("bn_batch",
+                  "BN batch study: test accuracy at the eta_base selected per (m, m_BN) on the selection seeds; test "
+                  "seeds are trained only where claim M5 compares (m_BN = {ref} and m_BN = m)."),
+        ]
+    if block.get("warmup"):
+        items.append(Table("warmup",
+                           "Warm-up (linear over {epochs} epoch(s)) for m = {batch_sizes}: the best warm-up cell "
+                           "(selected on the selection seeds) on the test seeds, the same m without warm-up, and the "
+                           "best small-batch cell (claim M4)."))
+    items.append(Table("timing", "Training jobs of this section: wall and CPU seconds per job (each job pays the "
+                                 "Python/torch start-up once; a shared machine inflates both)."))
+    return items
 
 
-def assign_packs(rows: list[tuple[dict, dict]], packs: int, sizes: dict[str, int]) -> None:
-    """Label every row with a ``pack`` so that about `packs` jobs of similar cost result.
-
-    Runs are grouped by (dataset, batch size) in increasing batch size.  A group costing
-    at least 1.5x the target (total / packs) is split into round(cost / target) packs;
-    cheaper groups are merged with their neighbours while the pack stays within 1.25x
-    the target.  Runs of one batch size therefore share a pack (or a few), which is what
-    a vectorised pack trainer needs.  Rows with the same spec (a run two studies share)
-    get the same pack.
-    """
-    if not isinstance(packs, int) or isinstance(packs, bool) or packs < 1:
-        raise ValueError(f"packs = {packs!r}: must be an integer >= 1 (or 0 for one job per run)")
-    key_of = [json.dumps(spec, sort_keys=True) for _, spec in rows]
-    cost: dict[str, float] = {}
-    group_of: dict[str, tuple] = {}
-    order: dict[str, tuple] = {}
-    for (labels, spec), key in zip(rows, key_of):
-        if key in cost:
-            continue
-        cost[key] = run_cost(spec, sizes.get(spec["dataset"], 0) or spec["batch_size"])
-        group_of[key] = (spec["dataset"], spec["batch_size"])
-        order[key] = (labels["part"], spec.get("norm", ""), spec["seed"], spec["lr"])
-    groups: dict[tuple, list[str]] = {}
-    for key in cost:
-        groups.setdefault(group_of[key], []).append(key)
-    target = sum(cost.values()) / packs
-    multi_ds = len({g[0] for g in groups}) > 1
-    pack_of: dict[str, str] = {}
-    acc: list[tuple] = []
-    acc_cost = 0.0
-
-    def name(ds: str, stem: str) -> str:
-        return f"{ds}-{stem}" if multi_ds else stem
-
-    def flush() -> None:
-        nonlocal acc, acc_cost
-        if acc:
-            lo, hi = acc[0][1], acc[-1][1]
-            stem = f"m{lo}" if lo == hi else f"m{lo}-{hi}"
-            for g in acc:
-                for key in groups[g]:
-                    pack_of[key] = name(g[0], stem)
-        acc, acc_cost = [], 0.0
-
-    for g in sorted(groups):
-        keys = sorted(groups[g], key=order.__getitem__)
-        gcost = sum(cost[k] for k in keys)
-        if acc and acc[0][0] != g[0]:
-            flush()
-        if gcost >= 1.5 * target:
-            flush()
-            n = max(2, round(gcost / target))
-            bounds = np.cumsum([cost[k] for k in keys]) / gcost * n
-            for key, b in zip(keys, bounds):
-                part = min(int(math.ceil(b - 1e-9)), n)
-                pack_of[key] = name(g[0], f"m{g[1]}-{part}of{n}")
-            continue
-        if acc and acc_cost + gcost > 1.25 * target:
-            flush()
-        acc.append(g)
-        acc_cost += gcost
-    flush()
-    for (labels, _), key in zip(rows, key_of):
-        labels["pack"] = pack_of[key]
+def inputs(view: View) -> dict:
+    """The benchmark file of the job that trained each run, one entry per run id in plan order
+    (a pack's file repeats for each of its runs), so the section reports its own training time
+    and counts the runs of each job."""
+    return {"benchmarks": [view.train_benchmark(r) for r in view.ids]}
 
 
-# ----------------------------------------------------------------------------------------
-# analysis helpers (used by workflow/notebooks/masters_luschi.py)
-
-#: a run trained stably only if its final training loss fell below this fraction of the loss at
-#: initialisation: a network driven to chance by a large lr ends at about its initial loss (ln 10
-#: for 10 classes) without a NaN, on either side of it by noise, and has not trained at all
-STABLE_LOSS_FRACTION = 0.95
-
-
-def run_stability(runs: pd.DataFrame, initial_loss: pd.Series) -> pd.Series:
-    """True where a run trained stably: not diverged (NaN/inf) and its final training loss is
-    below ``STABLE_LOSS_FRACTION`` x the training loss at initialisation.  `initial_loss` is
-    indexed by run id."""
-    init = runs["run"].map(initial_loss)
-    final = pd.to_numeric(runs["train_loss"], errors="coerce")
-    ok = runs["status"].eq("ok") & np.isfinite(final) & (final < STABLE_LOSS_FRACTION * init)
-    return ok
-
-
-def cell_table(runs: pd.DataFrame, by: list[str], value: str = "test_acc") -> pd.DataFrame:
-    """One row per cell (`by`): mean/std/n of the accuracy column `value` over seeds, how many
-    seeds diverged, and the fraction of seeds that trained stably (column ``stable`` per run)."""
-    def agg(g: pd.DataFrame) -> pd.Series:
-        acc = g[value].where(g["status"].eq("ok"))
-        return pd.Series({
-            "acc_mean": acc.mean() if acc.notna().all() else float("nan"),
-            "acc_std": acc.std(ddof=1) if acc.notna().sum() > 1 else float("nan"),
-            "n": len(g),
-            "n_diverged": int(g["status"].eq("diverged").sum()),
-            "stable_frac": float(g["stable"].mean()),
-            "accs": list(g[value]),
-        })
-
-    rows = []
-    for key, g in runs.groupby(by, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(by, key)), **agg(g).to_dict()})
-    return pd.DataFrame(rows)
-
-
-def stable_cells(cells: pd.DataFrame, tol: float, group: list[str]) -> pd.Series:
-    """True for a cell whose eta_base lies in the stable range of its group: no seed
-    diverged, every seed trained stably, and the mean test accuracy is within `tol`
-    (absolute) of the best mean of the group (group = [..., "m"]: the best at that batch
-    size; group without "m": the best over every batch size)."""
-    acc = cells["acc_mean"]
-    best = cells.groupby(group)["acc_mean"].transform("max")
-    return (cells["n_diverged"].eq(0) & cells["stable_frac"].eq(1.0) & acc.notna()
-            & (acc >= best - tol))
-
-
-def select_best(cells: pd.DataFrame) -> pd.Series | None:
-    """The cell with the highest mean accuracy among `cells` (a ``cell_table`` of the
-    selection seeds; cells with a diverged seed have no mean and are never selected), or
-    None when no cell has a mean."""
-    ok = cells[cells["acc_mean"].notna()]
-    if not len(ok):
-        return None
-    return ok.loc[ok["acc_mean"].idxmax()]
-
-
-def on_grid_edge(lr_log2: float, grid) -> bool:
-    """True when a selected eta_base is the smallest or largest of its grid (the optimum is
-    not bracketed: a wider grid could move it)."""
-    return lr_log2 in (min(grid), max(grid))
-
-
-def widths_per_seed(runs: pd.DataFrame, level: float, tol: float) -> pd.DataFrame:
-    """Width of the acceptable eta_base range per (m, seed): the number of grid points at which
-    that seed trained stably (column ``stable``) with an accuracy (column ``acc``) of at least
-    ``level - tol``.  ``level`` is fixed from other seeds (the global best cell of the selection
-    seeds), so the widths of every m are measured against one common bar."""
-    ok = runs["stable"] & runs["acc"].ge(level - tol)
-    return (runs.assign(acceptable=ok).groupby(["m", "seed"], as_index=False)["acceptable"].sum()
-            .rename(columns={"acceptable": "width"}))
-
-
-def stable_fraction_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (m, seed): the fraction of the eta_base grid at which the run trained stably."""
-    return runs.groupby(["m", "seed"], as_index=False)["stable"].mean().rename(columns={"stable": "stable_frac"})
-
-
-def sizes_without_unstable_cell(cells: pd.DataFrame) -> list[int]:
-    """Batch sizes at which every eta_base cell had a seed that trained stably: the grid does
-    not reach the stability limit there (claim M2's precondition).  A cell beyond the limit
-    has no stable seed: its runs diverged (NaN/inf) or ended above their initial training
-    loss (a network driven to chance, which at large lr is how this MLP fails more often
-    than by NaN)."""
-    worst = cells.groupby("m")["stable_frac"].min()
-    return [int(m) for m, f in worst.items() if f > 0]
-
-
-# TODO(issue 15 port): outputs with captions, analysis jobs and section inputs
-from .base import Paper as _Paper  # noqa: E402
-
-PAPER = _Paper(key="masters_luschi", title=TITLE, category="3 Masters & Luschi 2018", plan=plan, outputs=[])
+PAPER = Paper(key="masters_luschi", title=TITLE, category="3 Masters & Luschi 2018", plan=plan, outputs=outputs,
+              inputs=inputs)
