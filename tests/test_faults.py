@@ -79,15 +79,18 @@ def test_hostile_strings_are_escaped_in_the_report(tmp_path):
 
     from conftest import REPO
 
-    sec = Section("evil", "<script>alert('title')</script>", tmp_path / "evil")
+    from largebatch.experiments.base import Figure, Table
+
+    sec = Section("evil", "<script>alert('title')</script>",
+                  [Table("t", "<b>caption</b>"), Figure("f", "<img src=x onerror=alert(1)>")], tmp_path / "evil")
     sec.text("<script>alert('text')</script>")
     sec.scope("<script>alert('scope')</script>")
     sec.caveats("<script>alert('caveat')</script>", heading="<script>h</script>")
     sec.protocol([{"aspect": "<script>a</script>", "paper": "<script>p</script>", "ours": "<script>o</script>"}])
-    sec.table("t", pd.DataFrame({"label": ["<script>alert('cell')</script>"]}), "<b>caption</b>")
+    sec.table("t", pd.DataFrame({"label": ["<script>alert('cell')</script>"]}))
     fig, ax = plt.subplots()
     ax.plot([0, 1])
-    sec.figure("f", fig, "<img src=x onerror=alert(1)>", alt="<script>alt</script>\" onload=\"alert(2)")
+    sec.figure("f", fig, alt="<script>alt</script>\" onload=\"alert(2)")
     sec.claims([claim_row("E1", "<script>x</script>", "m", decide([1, 2], [1, 3], "greater", 0.0),
                           rule="<script>r</script>", paper="<script>p</script>",
                           paper_source="<script>s</script>", precondition="<script>pre</script>")])

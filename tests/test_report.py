@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from conftest import REPO  # noqa: E402
+from largebatch.experiments.base import Figure, Table  # noqa: E402
 from largebatch.report import Section, build_report  # noqa: E402
 from largebatch.report.html import png_size  # noqa: E402
 from largebatch.report.fmt import (format_effect, format_number, format_p, format_table, format_text,  # noqa: E402
@@ -102,22 +103,26 @@ def _claims(prefix):
     ]
 
 
+DECLARED = [Table("short", "Final accuracy per arm."), Table("per_curve", "Critical batch per {unit}."),
+            Table("wide", "A table wider than the page: it scrolls inside its own box."),
+            Figure("curves", "Test accuracy per epoch.", label="curves")]
+
+
 def make_section(root: Path, paper: str, prefix: str, long_rows: int = 40, scope: str | None = None) -> Path:
-    sec = Section(paper, f"Synthetic {paper}", outdir=root / paper)
+    sec = Section(paper, f"Synthetic {paper}", DECLARED, outdir=root / paper)
     sec.summary(f"We ran the {paper} protocol on synthetic numbers.")
     if scope:
         sec.scope(scope)
     sec.protocol([{"aspect": "data", "paper": "CIFAR-10 [V]", "ours": "MNIST-1D"}])
     sec.table("short", pd.DataFrame({"batch size": [32, 4096], "test accuracy (%)": [91.234567, 88.1],
-                                     "converged": [True, False]}), "Final accuracy per arm.", supports=[f"{prefix}1"])
+                                     "converged": [True, False]}), supports=[f"{prefix}1"])
     sec.table("per_curve", pd.DataFrame({"curve": range(long_rows), "b_crit": np.r_[np.inf, np.nan,
                                                                                    np.linspace(1, 2, long_rows - 2)]}),
-              "Critical batch per curve.")
-    sec.table("wide", pd.DataFrame({f"critical batch, curve {i}": [2.0 ** i, np.nan] for i in range(24)}),
-              "A table wider than the page: it scrolls inside its own box.")
+              unit="curve")
+    sec.table("wide", pd.DataFrame({f"critical batch, curve {i}": [2.0 ** i, np.nan] for i in range(24)}))
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot([1, 2, 3], [3, 1, 2])
-    sec.figure("curves", fig, "Test accuracy per epoch.", alt="Line chart: accuracy rises, then falls.",
+    sec.figure("curves", fig, alt="Line chart: accuracy rises, then falls.",
                supports=[f"{prefix}2"])
     sec.text("Something in between the evidence.", heading="Reading")
     sec.claims(_claims(prefix))
@@ -227,8 +232,8 @@ def test_duplicate_claim_ids_fail_the_build(tmp_path):
 
 
 def test_section_rejects_unknown_evidence(tmp_path):
-    sec = Section("hoffer", "x", outdir=tmp_path)
-    sec.table("t", pd.DataFrame({"a": [1]}), "cap", supports=["H9"])
+    sec = Section("hoffer", "x", [Table("t", "cap")], outdir=tmp_path)
+    sec.table("t", pd.DataFrame({"a": [1]}), supports=["H9"])
     sec.claims(_claims("H"))
     with pytest.raises(ValueError, match="supports claim 'H9'"):
         sec.save()
@@ -246,25 +251,6 @@ def test_headline_and_totals_from_claims():
     t = totals([{"claims_rows": rows}])
     assert t["reproduced"] == 1 and t["not-reproduced"] == 1 and t["fragile"] == 1
     assert claim_anchor("K2-F1") == "claim-K2-F1" and claim_anchor("a b") == "claim-a-b"
-
-
-def test_analysis_benchmarks_are_the_papers_own_rules_without_wildcards():
-    from types import SimpleNamespace
-
-    from snakemake.io import IOFile
-
-    from largebatch.report.provenance import analysis_benchmarks
-
-    def rule(name, bench):
-        return SimpleNamespace(name=name, benchmark=None if bench is None else IOFile(bench))
-
-    rules = [rule("keskar", "results/benchmarks/keskar/section.tsv"),
-             rule("keskar_sharpness", "results/benchmarks/keskar/sharpness/{run}.tsv"),
-             rule("keskar_parametric", "results/benchmarks/keskar/parametric.tsv"),
-             rule("keskarx", "results/benchmarks/other.tsv"), rule("hoffer", "results/benchmarks/hoffer.tsv"),
-             rule("keskar_plan", None)]
-    assert analysis_benchmarks(rules, "keskar") == ["results/benchmarks/keskar/section.tsv",
-                                                    "results/benchmarks/keskar/parametric.tsv"]
 
 
 def test_git_state_flags_a_dirty_tree(tmp_path):

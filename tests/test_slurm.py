@@ -80,8 +80,8 @@ def test_requeued_training_job_resumes_from_its_checkpoint(cluster, tmp_path):
 
     # one single-run training job long enough (300 epochs, ~40 s on a loaded 2-core machine) to
     # be requeued after its first checkpoint (every second); it asks for the fake GPU
-    overlay = ("checkpoint_every_s: 1\npapers: [baseline]\n"
-               "scales: {tiny: {gpu: true, baseline: {pack: false, run: {epochs: 300}}}}\n")
+    overlay = ("checkpoint_every_s: 1\npacking: {job_seconds: 0}\npapers: [baseline]\n"
+               "scales: {tiny: {gpu: true, baseline: {run: {epochs: 300}}}}\n")
     (tmp_path / "slurm").mkdir()
     (tmp_path / "ref").mkdir()
     wd, ref = copy_workflow(tmp_path / "slurm"), copy_workflow(tmp_path / "ref")

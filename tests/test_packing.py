@@ -1,0 +1,101 @@
+"""The one packing policy: which runs share a training job."""
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO
+from largebatch.packing import main, pack_runs, run_cost, train_rule
+from largebatch.spec import group_key, normalize, run_id
+
+
+def _runs(specs):
+    runs = {}
+    for s in specs:
+        n = normalize(s)
+        runs[run_id(n)] = n
+    return runs
+
+
+def _sweep(seeds=range(6), batches=(32, 64), epochs=2):
+    return [{"batch_size": b, "seed": s, "epochs": epochs, "width": 16, "depth": 1} for b in batches for s in seeds]
+
+
+def test_runs_that_stack_share_a_pack_and_cheap_groups_merge():
+    runs = _runs(_sweep())
+    owners = {r: "p" for r in runs}
+    packs = pack_runs(owners, runs, job_seconds=1e6, cost=lambda s: 1.0)
+    assert list(packs) == ["p-00"] and packs["p-00"] == list(runs)  # everything fits one job, in plan order
+    packs = pack_runs(owners, runs, job_seconds=6.0, cost=lambda s: 1.0)
+    # two stack groups of 6 runs at 1 s each: one job per group, every job all of one stack key
+    assert len(packs) == 2
+    for ids in packs.values():
+        assert len({group_key(runs[r]) for r in ids}) == 1 and len(ids) == 6
+
+
+def test_a_group_longer_than_the_target_is_split_and_a_long_run_trains_alone():
+    runs = _runs(_sweep(seeds=range(8), batches=(32,)))
+    owners = {r: "p" for r in runs}
+    packs = pack_runs(owners, runs, job_seconds=2.0, cost=lambda s: 1.0)
+    assert [len(ids) for ids in packs.values()] == [2, 2, 2, 2]
+    # runs estimated longer than the target are each their own job: no pack at all
+    assert pack_runs(owners, runs, job_seconds=2.0, cost=lambda s: 5.0) == {}
+    assert pack_runs(owners, runs, job_seconds=0, cost=lambda s: 1.0) == {}
+
+
+def test_a_run_never_shares_a_pack_with_the_run_it_starts_from():
+    parents = _runs(_sweep(seeds=range(3), batches=(64,)))
+    children = _runs([{**s, "init_from": p, "batch_size": 64} for p, s in
+                      zip(parents, _sweep(seeds=range(3), batches=(64,)))])
+    runs = {**parents, **children}
+    packs = pack_runs({r: "p" for r in runs}, runs, job_seconds=1e6, cost=lambda s: 1.0)
+    for ids in packs.values():
+        members = set(ids)
+        assert not any(runs[r]["init_from"] in members for r in ids)
+    assert sorted(len(v) for v in packs.values()) == [3, 3]
+
+
+def test_packs_are_per_paper_and_named_stably():
+    runs = _runs(_sweep())
+    ids = list(runs)
+    owners = {r: ("a" if i < 6 else "b") for i, r in enumerate(ids)}
+    packs = pack_runs(owners, runs, job_seconds=1e6, cost=lambda s: 1.0)
+    assert packs == {"a-00": ids[:6], "b-00": ids[6:]}
+    assert pack_runs(copy.deepcopy(owners), copy.deepcopy(runs), 1e6, lambda s: 1.0) == packs
+    assert train_rule(ids[0], packs) == "train_pack_a-00" and train_rule("other", packs) == "train"
+
+
+def test_cost_grows_with_steps_and_width_and_patience_counts_a_share_of_the_cap():
+    base = normalize({"batch_size": 32, "epochs": 4, "width": 16})
+    assert run_cost({**base, "epochs": 8}, 4000, "mnist1d") > run_cost(base, 4000, "mnist1d")
+    assert run_cost({**base, "width": 256}, 4000, "mnist1d") > run_cost(base, 4000, "mnist1d")
+    capped = normalize({"batch_size": 32, "steps": 10000, "patience": 3})
+    assert run_cost(capped, 4000, "mnist1d") < run_cost({**capped, "patience": None}, 4000, "mnist1d")
+
+
+def test_which_job_trains_a_run_from_the_command_line(capsys):
+    from largebatch.experiments import build_plan
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["scale"] = "cpu"  # has both: runs in packs and runs in single-run jobs
+    plan = build_plan(config)
+    path = str(REPO / "config.yaml")
+    for rid in (next(r for r in plan.runs if train_rule(r, plan.packs) == "train"),
+                next(iter(plan.packs.values()))[0]):
+        assert main([rid, "--config", path, "--scale", "cpu"]) == 0
+        assert capsys.readouterr().out.split() == [rid, train_rule(rid, plan.packs)]
+    assert main(["no-such-run", "--config", path, "--scale", "tiny"]) == 1
+
+
+@pytest.mark.parametrize("scale", ["tiny", "cpu", "paper"])
+def test_every_run_is_trained_by_exactly_one_job(scale):
+    from largebatch.experiments import build_plan
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["scale"] = scale
+    plan = build_plan(config)
+    packed = [r for ids in plan.packs.values() for r in ids]
+    assert len(packed) == len(set(packed)) and set(packed) <= set(plan.runs)
+    if scale == "paper":  # GPU-hour runs are each their own job
+        assert not plan.packs
