@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib import pyplot as plt
 
 from largebatch.analysis import hoffer as A
 from largebatch.analysis import hoffer_claims as C
@@ -289,6 +290,4 @@ def test_figures_draw_one_panel_per_network_and_both_fig2_panels():
     assert [t.get_text() for t in before.get_legend().get_texts()] == ["B=50: b=2.02, R²=1.000",
                                                                        "B=800: b=0.61, R²=1.000"]
     assert len(after.get_lines()) == 2 and before.get_title().startswith("(a) before")
-    import matplotlib.pyplot as plt
-
     plt.close("all")
