@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from largebatch.packing import main, pack_runs, run_cost, train_rule
+from largebatch.packing import STACK_SPEEDUP, main, pack_runs, run_cost, train_rule
 from largebatch.spec import group_key, normalize, run_id
 
 
@@ -27,8 +27,9 @@ def test_runs_that_stack_share_a_pack_and_cheap_groups_merge():
     owners = {r: "p" for r in runs}
     packs = pack_runs(owners, runs, job_seconds=1e6, cost=lambda s: 1.0)
     assert list(packs) == ["p-00"] and packs["p-00"] == list(runs)  # everything fits one job, in plan order
-    packs = pack_runs(owners, runs, job_seconds=6.0, cost=lambda s: 1.0)
-    # two stack groups of 6 runs at 1 s each: one job per group, every job all of one stack key
+    packs = pack_runs(owners, runs, job_seconds=3.0, cost=lambda s: 1.0)
+    # two stack groups of 6 runs at 1 s each (3 s stacked, STACK_SPEEDUP): one job per group,
+    # every job all of one stack key
     assert len(packs) == 2
     for ids in packs.values():
         assert len({group_key(runs[r]) for r in ids}) == 1 and len(ids) == 6
@@ -37,10 +38,14 @@ def test_runs_that_stack_share_a_pack_and_cheap_groups_merge():
 def test_a_group_longer_than_the_target_is_split_and_a_long_run_trains_alone():
     runs = _runs(_sweep(seeds=range(8), batches=(32,)))
     owners = {r: "p" for r in runs}
-    packs = pack_runs(owners, runs, job_seconds=2.0, cost=lambda s: 1.0)
-    assert [len(ids) for ids in packs.values()] == [2, 2, 2, 2]
+    packs = pack_runs(owners, runs, job_seconds=1.0, cost=lambda s: 1.0)
+    # 8 runs of one stack at 1 s each: 4 s stacked (STACK_SPEEDUP 2) -> 4 jobs of 2 runs
+    assert STACK_SPEEDUP == 2.0 and [len(ids) for ids in packs.values()] == [2, 2, 2, 2]
     # runs estimated longer than the target are each their own job: no pack at all
     assert pack_runs(owners, runs, job_seconds=2.0, cost=lambda s: 5.0) == {}
+    # runs that cannot stack (dropout) count their full cost
+    drop = _runs([{**s, "dropout": 0.1} for s in _sweep(seeds=range(8), batches=(32,))])
+    assert [len(v) for v in pack_runs({r: "p" for r in drop}, drop, 2.0, lambda s: 1.0).values()] == [2, 2, 2, 2]
     assert pack_runs(owners, runs, job_seconds=0, cost=lambda s: 1.0) == {}
 
 
