@@ -88,8 +88,7 @@ def test_m_changes_the_run_but_not_its_steps(tiny_data, tmp_path):
 
 BLOCK = {"run": {**{k: v for k, v in SPEC.items() if k != "seed"}, "epochs": 4, "schedule": "step",
                  "milestones": [3.24]},
-         "multiplicities": [1, 2, 8], "seeds": [0, 1], "longer_baselines": [2], "distinct_controls": [2, 8],
-         "pack": True}
+         "multiplicities": [1, 2, 8], "seeds": [0, 1], "longer_baselines": [2], "distinct_controls": [2, 8]}
 SCALE = {"datasets": {"mnist1d": {"kind": "mnist1d", "num_samples": 1500}}, "defaults": {}}
 N_TRAIN = 1200
 
@@ -109,13 +108,8 @@ def test_plan_every_m_and_seed_plus_longer_baselines():
     assert len(longer) == 2
     assert all(s["multiplicity"] == 1 and s["epochs"] == 8 and s["milestones"] == [6.48] and lab["epoch_factor"] == 2
                and lab["compare_m"] == 2 for lab, s in longer)
-    # one job per arm and M, holding every seed (same batch shapes: vtrain can stack them)
-    packs = {}
-    for lab, s in runs:
-        packs.setdefault(lab["pack"], set()).add((lab["arm"], lab["compare_m"], s["batch_size"] * s["multiplicity"]))
-    assert sorted(packs) == ["M1", "M2", "M8", "distinct2", "distinct8", "longer2"]
-    assert all(len(v) == 1 for v in packs.values())
-    assert all("pack" not in lab for lab, _ in plan({**copy.deepcopy(BLOCK), "pack": False}, SCALE))
+    # the labels say what a run is, not where it trains (largebatch.packing decides that)
+    assert all(set(lab) == {"arm", "multiplicity", "compare_m", "epoch_factor", "seed"} for lab, _ in runs)
 
 
 def test_distinct_control_matches_ba_steps_batch_and_lr_drop():
@@ -176,3 +170,48 @@ def test_registry_names_the_block_on_errors():
     runs, tables = build_registry(config)
     # 3 M x 2 seeds + 2 longer baselines + 2 distinct controls x 2 seeds
     assert len(tables["batch_augmentation"]) == 12 and len(runs) == 12
+
+
+def _plan(block):
+    from largebatch.experiments import build_plan
+
+    config = {"scale": "t", "papers": ["batch_augmentation"], "packing": {"job_seconds": 0},
+              "scales": {"t": {**SCALE, "batch_augmentation": block}}}
+    return build_plan(config)
+
+
+def test_gradient_variance_job_reads_every_seeds_m1_run_and_feeds_the_section():
+    from largebatch import paths
+    from largebatch.experiments.batch_augmentation import GRADVAR
+
+    block = {**copy.deepcopy(BLOCK), "seeds": [5, 2], "gradient_variance": {"draws": 7}}
+    p = _plan(block)
+    (job,) = p.jobs["batch_augmentation"]
+    assert job.name == "batch_augmentation_gradient_variance" and job.script == "batch_augmentation_gradvar.py"
+    base = [r for r in p.tables["batch_augmentation"] if r["arm"] == "BA" and r["multiplicity"] == 1]
+    assert [r["seed"] for r in job.params["runs"]] == [2, 5]  # seed order, whatever the config's order
+    ids = [r["run"] for r in job.params["runs"]]
+    assert sorted(ids) == sorted(r["run"] for r in base) and all(p.runs[r]["multiplicity"] == 1 for r in ids)
+    assert job.input["specs"] == [paths.run_file(r, "spec.json") for r in ids]
+    assert job.input["models"] == [paths.run_file(r, "model.pt") for r in ids]
+    assert job.input["data"] == paths.data_file("mnist1d")
+    assert job.params["draws"] == 7 and job.params["multiplicities"] == [1, 2, 8]
+    assert job.output == {"gradvar": GRADVAR} and job.device
+    assert p.sections["batch_augmentation"].input["gradvar"] == GRADVAR
+    # without the block's setting the job draws the schema's default
+    block.pop("gradient_variance")
+    assert _plan(block).jobs["batch_augmentation"][0].params["draws"] == 32
+
+
+def test_controls_table_is_declared_only_with_a_control_arm():
+    names = lambda block: [o.name for o in _plan(block).outputs["batch_augmentation"]]
+    full = names(copy.deepcopy(BLOCK))
+    assert "controls" in full
+    assert set(full) == {"final_budget", "accuracy_vs_m", "controls", "accuracy_vs_examples", "variance_vs_m",
+                         "gradient_variance", "variance_model"}
+    bare = names({**copy.deepcopy(BLOCK), "longer_baselines": [], "distinct_controls": []})
+    assert set(full) - set(bare) == {"controls"}
+    assert "controls" in names({**copy.deepcopy(BLOCK), "distinct_controls": []})
+    labelled = {o.name: o.label for o in _plan(copy.deepcopy(BLOCK)).outputs["batch_augmentation"] if o.label}
+    assert labelled == {"accuracy_vs_m": "test accuracy vs M, with the controls",
+                        "accuracy_vs_examples": "test accuracy vs examples seen", "variance_vs_m": "gradient variance"}

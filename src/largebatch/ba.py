@@ -55,7 +55,6 @@ from .augment import Augmenter, batch_augment, get_augmenter
 
 __all__ = [
     "SCHEMES",
-    "decide_noninferior",
     "gradient_variance",
     "gradient_variance_table",
     "predicted_variance",
@@ -232,21 +231,3 @@ def initial_model(spec: dict, input_shape: tuple[int, ...], num_classes: int) ->
     spec = normalize(spec)
     torch.manual_seed(spec["seed"])
     return build_model(spec, input_shape, num_classes)
-
-
-def decide_noninferior(a: Sequence[float], b: Sequence[float], margin: float, label: str = "") -> dict:
-    """The section's non-inferiority claims ("a is not worse than b by more than ``margin``"), decided
-    by :func:`largebatch.stats.decide` on ``a + margin`` against ``b`` in the direction "greater";
-    against the claim: the reverse one-sided Welch test (a more than ``margin`` below b). The
-    effect and its CI are reported unshifted, ``mean(a) - mean(b)``."""
-    from .stats import decide, describe
-
-    margin = float(margin)
-    if not margin >= 0:
-        raise ValueError(f"margin = {margin!r}: a non-inferiority margin is >= 0, in the units of the data")
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    d = decide(a + margin, b, "greater", 0.0)
-    return {**d, "effect": d["effect"] - margin, "ci_low": d["ci_low"] - margin, "ci_high": d["ci_high"] - margin,
-            "label": label, "ours": f"{describe(a)} vs {describe(b)}", "margin": margin,
-            "test": f"non-inferiority: one-sided Welch t-test of mean(a) > mean(b) - {margin:g}; against: the reverse "
-                    f"one-sided test (a more than {margin:g} below b); n={a.size}/{b.size}, alpha={d['alpha']:g}"}

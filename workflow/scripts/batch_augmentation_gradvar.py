@@ -1,5 +1,7 @@
-"""Snakemake job: gradient variance of a BA batch (M augmented copies of B samples) vs M*B
-distinct samples, on the initial and final weights of every seed's M = 1 run."""
+"""Snakemake job (``batch_augmentation_gradient_variance``, declared in
+``largebatch.experiments.batch_augmentation``): gradient variance of a BA batch (M augmented
+copies of B samples) vs M*B distinct samples, on the initial and final weights of every
+seed's M = 1 run. Every path comes from ``snakemake.input`` / ``snakemake.output``."""
 
 import json
 
@@ -40,4 +42,4 @@ for row, spec_path, weights in zip(snakemake.params.runs, snakemake.input.specs,
                  ", ".join(f"{r['scheme']} M={r['multiplicity']}: {r['trace_cov']:.4g}" for r in table))
 out = pd.DataFrame(rows)
 out["n_train"] = data.n_train
-out.to_csv(snakemake.output[0], index=False)
+out.to_csv(snakemake.output.gradvar, index=False)

@@ -14,12 +14,22 @@ of each (a batch of ``M*B``); steps per epoch and every other setting are the ba
   from "a batch M times larger".
 
 Labels: ``arm``, ``multiplicity`` (copies per sample in the run itself), ``compare_m`` (the
-BA multiplicity the run is compared with), ``epoch_factor`` and ``seed``.  With
-``pack: true`` every seed of one arm and M trains in one job, so that runs of one batch
-shape can be vectorised together (an execution choice; run ids do not change).
+BA multiplicity the run is compared with), ``epoch_factor`` and ``seed``.  Which job trains
+which run is the packing policy's business (``largebatch.packing``), not the plan's.
+
+Besides training, the paper has one analysis job: the gradient variance of a BA batch
+against ``M*B`` distinct samples on the initial and final weights of every seed's ``M = 1``
+run (``workflow/scripts/batch_augmentation_gradvar.py``, ``largebatch.ba``); the section
+(``workflow/notebooks/batch_augmentation.py``, ``largebatch.analysis.batch_augmentation``)
+reads its table.
 """
 
 from __future__ import annotations
+
+from .. import paths
+from .base import Figure, Job, Paper, Table, View, dataset_sizes, seeds_of
+
+KEY = "batch_augmentation"
 
 TITLE = "Hoffer et al. 2019: Augment your batch (batch augmentation)"
 
@@ -71,8 +81,6 @@ def distinct_spec(run: dict, m: int, n_train: int) -> dict:
 
 
 def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
-    from . import dataset_sizes, seeds_of
-
     run = dict(block["run"])
     ms = _positive_ints(block, "multiplicities")
     if 1 not in ms:
@@ -102,31 +110,109 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
     if distinct and not n:
         raise ValueError(f"distinct_controls needs the size of dataset {run.get('dataset')!r}; define it under "
                          f"datasets")
-    pack = bool(block.get("pack"))
     seeds = seeds_of(block)
     runs = []
 
-    def add(labels: dict, spec: dict, pack_name: str) -> None:
+    def add(labels: dict, spec: dict) -> None:
         for seed in seeds:
-            row = {**labels, "seed": seed}
-            if pack:  # one job per arm and M: its seeds share batch shapes, so vtrain can stack them
-                row["pack"] = pack_name
-            runs.append((row, {**spec, "seed": seed}))
+            runs.append(({**labels, "seed": seed}, {**spec, "seed": seed}))
 
     for m in ms:
-        add({"arm": "BA", "multiplicity": m, "compare_m": m, "epoch_factor": 1}, {**run, "multiplicity": m},
-            f"M{m}")
+        add({"arm": "BA", "multiplicity": m, "compare_m": m, "epoch_factor": 1}, {**run, "multiplicity": m})
     for k in longer:
         spec = {**run, "multiplicity": 1, "epochs": run["epochs"] * k,
                 "milestones": [e * k for e in run.get("milestones", [])]}
-        add({"arm": "longer", "multiplicity": 1, "compare_m": k, "epoch_factor": k}, spec, f"longer{k}")
+        add({"arm": "longer", "multiplicity": 1, "compare_m": k, "epoch_factor": k}, spec)
     for m in distinct:
-        add({"arm": "distinct", "multiplicity": 1, "compare_m": m, "epoch_factor": m}, distinct_spec(run, m, n),
-            f"distinct{m}")
+        add({"arm": "distinct", "multiplicity": 1, "compare_m": m, "epoch_factor": m}, distinct_spec(run, m, n))
     return runs
 
 
-# TODO(issue 15 port): outputs with captions, analysis jobs and section inputs
-from .base import Paper as _Paper  # noqa: E402
 
-PAPER = _Paper(key="batch_augmentation", title=TITLE, category="6 Batch augmentation (Hoffer et al. 2019)", plan=plan, outputs=[])
+# --------------------------------------------------------------------------- declaration
+
+#: the gradient-variance job's table (one row per seed, weights, scheme and M)
+GRADVAR = paths.paper_file(KEY, "gradient_variance.csv")
+#: mini-batches drawn per (scheme, M, weights) when the block does not say
+DRAWS = 32
+
+
+def has_controls(block: dict) -> bool:
+    """Whether the block plans a control arm (the section then has the controls table)."""
+    return bool(block.get("longer_baselines") or block.get("distinct_controls"))
+
+
+def baseline_rows(rows: list[dict]) -> list[dict]:
+    """The M = 1 BA run of every seed (the baseline's epochs), in seed order: the runs whose
+    initial and final weights the gradient-variance job measures."""
+    return sorted((r for r in rows if r["arm"] == "BA" and r["multiplicity"] == 1), key=lambda r: r["seed"])
+
+
+def outputs(block: dict, scale: dict) -> list:
+    """The section's tables and figures; the controls table only when the block plans controls."""
+    out = [
+        Table("final_budget", "Every M after the same {steps} steps: mean ± sd over seeds. τ = {tau:.2f}% is the "
+              "M = 1 mean final test accuracy; a run that never reaches it counts as 100% of the budget (first "
+              "evaluation at or above τ; evaluations once per epoch plus a log-spaced grid). The CI is Welch's, "
+              "unadjusted; the claims table holds the tests. Wall time is measured on a shared CPU and shows BA's "
+              "extra compute per step."),
+        Figure("accuracy_vs_m", "Left: final test accuracy after the baseline's {steps} steps against M (M augmented "
+               "copies of each of the B distinct samples of a step; grey dots: seeds; blue: mean), with the "
+               "controls: M·B distinct samples at equal steps (squares) and M = 1 trained longer at equal examples "
+               "seen (triangles), mean ± sd; dotted: the M = 1 mean. Right: test accuracy during training for every "
+               "M, BA (solid, band ± sd) and M·B distinct samples (dashed, same colour as its M); dotted: chance.",
+               label="test accuracy vs M, with the controls"),
+    ]
+    if has_controls(block):
+        out.append(Table("controls", "The controls of claims BA3 and BA4, mean ± sd over seeds. Equal compute: M = 1 "
+                         "trained k times longer (epochs and learning-rate drops × k) sees as many examples as BA "
+                         "with M = k. Distinct samples: a batch of M·B different samples (one augmented copy each) "
+                         "for the same steps as BA, learning rate dropped at the same step; it passes over the data "
+                         "M times more often."))
+    out += [
+        Figure("accuracy_vs_examples", "Test accuracy against examples seen (batch seen per step × steps, log "
+               "scale) for every M and for the M = 1 baseline trained longer (equal compute); band ± sd over "
+               "seeds. At equal examples seen a larger M has made fewer, larger steps.",
+               label="test accuracy vs examples seen"),
+        Figure("variance_vs_m", "Trace of the covariance of the mini-batch gradient ({draws} draws per point, "
+               "train-mode forward; mean ± sd over the {seeds} seeds' models) for M augmented copies of B = {batch} "
+               "samples (BA) and for M·B distinct samples, on the initial and the final weights of the M = 1 runs. "
+               "Dashed: the fitted variance model a·f(B)/B + b/(MB) (BA) and a·f(MB)/(MB) + b/(MB) (distinct), "
+               "a the between-sample and b the augmentation variance (seed means).", label="gradient variance"),
+        Table("gradient_variance", "Gradient variance per M (seed means) and relative to the M = 1 value of the "
+              "same model (mean ± sd)."),
+        Table("variance_model", "Least-squares fit (relative residuals) of the variance model per seed; the "
+              "augmentation share b/(a+b) is the part of one sample's gradient variance that comes from "
+              "augmentation, the only part BA averages."),
+    ]
+    return out
+
+
+def jobs(view: View) -> list[Job]:
+    """The gradient variance of BA against M·B distinct samples, on every seed's M = 1 run."""
+    base = baseline_rows(view.rows)
+    return [Job(
+        name=f"{KEY}_gradient_variance",
+        script="batch_augmentation_gradvar.py",
+        input={"data": view.data_file(base[0]["run"]),
+               "specs": [paths.run_file(r["run"], "spec.json") for r in base],
+               "models": [paths.run_file(r["run"], "model.pt") for r in base]},
+        output={"gradvar": GRADVAR},
+        params={"runs": base, "multiplicities": view.block["multiplicities"],
+                "draws": (view.block.get("gradient_variance") or {}).get("draws", DRAWS)},
+    )]
+
+
+def inputs(view: View) -> dict:
+    return {"gradvar": GRADVAR}
+
+
+PAPER = Paper(
+    key=KEY,
+    title=TITLE,
+    category="6 Batch augmentation (Hoffer et al. 2019)",
+    plan=plan,
+    outputs=outputs,
+    jobs=jobs,
+    inputs=inputs,
+)

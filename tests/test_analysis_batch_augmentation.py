@@ -1,0 +1,206 @@
+"""The batch-augmentation section's analysis (largebatch.analysis.batch_augmentation) on small
+synthetic runs whose answers are known: steps to τ, the claims' decisions and preconditions,
+and the evidence tables."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import pytest
+
+from largebatch.analysis import batch_augmentation as A
+from largebatch.analysis import batch_augmentation_figures as F
+from largebatch.ba import predicted_variance
+from largebatch.stats import finalize_claims
+
+B, N = 8, 400
+SEEDS = (0, 1, 2)
+#: final test accuracy (%) per arm and compared M, one value per seed
+TEST = {("BA", 1): [60.0, 61.0, 59.5], ("BA", 4): [70.0, 71.5, 70.5],
+        ("longer", 4): [69.0, 70.0, 71.0], ("distinct", 4): [80.0, 81.0, 79.0]}
+BLOCK = {"run": {"dataset": "mnist1d", "model": "mlp", "width": 16, "depth": 2, "optimizer": "sgd", "lr": 0.1,
+                 "momentum": 0.9, "weight_decay": 1e-4, "epochs": 2, "milestones": [1.5], "augment": "mnist1d",
+                 "batch_size": B},
+         "multiplicities": [1, 4], "seeds": list(SEEDS), "longer_baselines": [4], "distinct_controls": [4],
+         "min_train_acc_pp": 50,
+         "claims": {"BA1": {"margin_pp": 0.25}, "BA2": {"margin_pct": 2.5}, "BA3": {"margin_pp": 1.0},
+                    "BA4": {"margin_pp": 1.0}, "BA5": {"margin_ratio": 0.05}, "BA6": {"margin_ratio": 0.05}}}
+STEPS = 100
+
+
+def make_runs(test=TEST, train_offset=5.0, status="ok"):
+    """Runs and histories: accuracy rises linearly to the final value over STEPS steps (longer
+    baselines over 4x the steps), evaluated every 10 steps."""
+    runs, hist = [], []
+    for (arm, k), values in test.items():
+        m = k if arm == "BA" else 1
+        steps = STEPS * (k if arm == "longer" else 1)
+        for seed, acc in zip(SEEDS, values):
+            rid = f"{arm}{k}-s{seed}"
+            runs.append({"run": rid, "arm": arm, "multiplicity": m, "compare_m": k, "epoch_factor": 1, "seed": seed,
+                         "test_acc": acc / 100, "train_acc": (acc + train_offset) / 100, "test_loss": 1 - acc / 100,
+                         "steps": steps, "wall_s": 1.0 * m, "status": status, "epochs": 2.0 * (k if arm == "longer" else 1)})
+            for step in range(0, steps + 1, 10):
+                hist.append({"run": rid, "arm": arm, "multiplicity": m, "compare_m": k, "seed": seed, "step": step,
+                             "samples": step * (B * k if arm == "distinct" else B), "test_acc": acc / 100 * step / steps})
+    return pd.DataFrame(runs), pd.DataFrame(hist)
+
+
+def make_gv(a=3.0, b=7.0, noise=0.02):
+    """Gradient variances as the variance model predicts them (a between samples, b from
+    augmentation), with a small per-seed multiplicative noise."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in SEEDS:
+        for model in ("initial", "final"):
+            for scheme in ("ba", "distinct"):
+                for m in (1, 4):
+                    v = predicted_variance(a, b, B, m, N, scheme) * (1 + noise * rng.standard_normal())
+                    rows.append({"run": f"BA1-s{seed}", "seed": seed, "model": model, "scheme": scheme,
+                                 "multiplicity": m, "batch_size": B, "trace_cov": v, "draws": 8, "n_train": N})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def st():
+    return A.study(*make_runs(), BLOCK)
+
+
+def test_study_finds_tau_and_the_steps_to_reach_it(st):
+    assert st.tau == pytest.approx(np.mean(TEST[("BA", 1)]))
+    assert st.budget == STEPS and st.ms == [1, 4] and st.m_top == 4 and st.n_seeds == 3
+    ba = st.ba.set_index("run")
+    # M = 4 (about 70%) passes τ ≈ 60.2% part-way: its first evaluation at or above τ
+    acc = TEST[("BA", 4)][0]
+    expected = next(s for s in range(0, STEPS + 1, 10) if acc * s / STEPS >= st.tau)
+    assert ba.loc["BA4-s0", "steps_to_tau"] == expected
+    # the M = 1 seed below τ never reaches it: counted at the budget
+    assert np.isnan(ba.loc["BA1-s2", "steps_to_tau"])
+    assert ba.loc["BA1-s2", "steps_to_tau_censored"] == STEPS and ba.loc["BA1-s2", "steps_pct"] == 100
+    assert ba.loc["BA4-s0", "steps_pct"] == pytest.approx(expected)
+    assert list(st.runs.set_index("run").label[["BA4-s0", "longer4-s0", "distinct4-s0"]]) == \
+        ["BA, M = 4", "M = 1, 4× epochs", "32 distinct (M = 4)"]
+    # examples seen: batch seen per step (B x M) x steps
+    h = st.hist.set_index(["run", "step"])
+    assert h.loc[("BA4-s0", 50), "examples"] == 50 * B * 4 and h.loc[("BA4-s0", 50), "test_pp"] == pytest.approx(35.0)
+
+
+def test_noninferiority_decisions_and_unshifted_effect():
+    from largebatch.stats import NOT_REPRODUCED, REPRODUCED, verdict_of
+
+    noise = np.random.default_rng(0).standard_normal((2, 8)) * 0.1
+    b = 80 + noise[1]
+    equal = A.decide_noninferior(80 + noise[0], b, 1.0, "equal")  # equal means, tight: within the 1-point margin
+    assert equal["verdict"] == REPRODUCED and equal["label"] == "equal"
+    assert abs(equal["effect"] - (noise[0].mean() - noise[1].mean())) < 1e-9  # reported unshifted
+    assert equal["ci_low"] < equal["effect"] < equal["ci_high"]
+    worse = A.decide_noninferior(77 + noise[0], b, 1.0)  # 3 points below: more than the margin
+    assert worse["verdict"] == NOT_REPRODUCED and abs(worse["effect"] + 3 - (noise[0].mean() - noise[1].mean())) < 1e-9
+    slightly = A.decide_noninferior(79.5 + noise[0], b, 0.0)  # no margin: the plain superiority test, refuted
+    assert slightly["verdict"] == NOT_REPRODUCED
+    # the verdict is the library's three-way rule on the decision's p-values
+    for d in (equal, worse, slightly):
+        assert d["verdict"] == verdict_of(d["p_claim"], d["p_against"])
+    with pytest.raises(ValueError, match="margin"):
+        A.decide_noninferior([1, 2], [1, 2], -1)
+
+
+def test_converged_fails_on_divergence_or_low_train_accuracy(st):
+    ok, text = A.converged([st.at(1), st.at(4)], 50)
+    assert ok and text.startswith("met:") and "BA, M = 1, BA, M = 4" in text
+    ok, text = A.converged([st.at(1)], 70)
+    assert not ok and "train accuracy 65.2% < 70%" in text
+    bad = st.at(4).assign(status=["ok", "diverged", "ok"])
+    ok, text = A.converged([bad], 50)
+    assert not ok and "1 of 3 runs diverged" in text
+
+
+def test_claims_decide_trends_controls_and_variance(st):
+    rows = A.claims(st, make_gv(), BLOCK)
+    assert [r["id"] for r in rows] == ["BA1", "BA2", "BA3", "BA4", "BA5", "BA6"]
+    r = {x["id"]: x for x in finalize_claims(rows)}
+    # BA1: slope per doubling of M = (mean M=4 - mean M=1) / 2 doublings
+    slope = (np.mean(TEST[("BA", 4)]) - np.mean(TEST[("BA", 1)])) / 2
+    assert r["BA1"]["effect"] == pytest.approx(slope) and r["BA1"]["verdict"] == "reproduced"
+    assert "(100)" in r["BA1"]["claim"] and r["BA1"]["precondition_ok"]
+    assert r["BA2"]["effect"] < 0  # fewer steps to τ with larger M
+    # BA3: BA M=4 (70.67) vs longer (70.0) is within the 1 pp margin; effect reported unshifted
+    assert r["BA3"]["effect"] == pytest.approx(np.mean(TEST[("BA", 4)]) - np.mean(TEST[("longer", 4)]))
+    # BA4: distinct samples are 10 pp better: BA is inferior, the claim is refuted
+    assert r["BA4"]["effect"] == pytest.approx(np.mean(TEST[("BA", 4)]) - np.mean(TEST[("distinct", 4)]))
+    assert r["BA4"]["verdict"] == "not reproduced"
+    # BA5: the model with b = 7 of 10 predicts a ratio well below 1; BA6: distinct lower still
+    assert r["BA5"]["verdict"] == "reproduced" and r["BA5"]["effect"] < 0
+    assert r["BA6"]["verdict"] == "reproduced"
+    assert "1 ± 0.05" in r["BA5"]["rule"]
+
+
+def test_claims_without_controls_and_with_an_unmet_precondition():
+    runs, hist = make_runs({k: v for k, v in TEST.items() if k[0] == "BA"}, train_offset=-30.0)
+    st = A.study(runs, hist, BLOCK)
+    rows = finalize_claims(A.claims(st, make_gv(), BLOCK))
+    assert [r["id"] for r in rows] == ["BA1", "BA2", "BA5", "BA6"]
+    assert all(not r["precondition_ok"] and r["verdict"] == "inconclusive" for r in rows)
+    assert "< 50%" in rows[0]["precondition"]
+
+
+def test_final_budget_table(st):
+    t = A.final_budget_table(st).set_index("M")
+    assert t.loc[1, "Δ test vs M = 1 (pp) [95% CI]"] == "reference"
+    d = t.loc[4, "Δ test vs M = 1 (pp) [95% CI]"]
+    assert d.startswith(f"{np.mean(TEST[('BA', 4)]) - np.mean(TEST[('BA', 1)]):+.2f} [")
+    assert t.loc[4, "batch seen (B·M)"] == 4 * B and t.loc[4, "examples seen"] == STEPS * 4 * B
+    assert t.loc[1, "reached τ"] == "1 of 3"  # only the 61% seed reaches τ = 60.17%
+    assert t.loc[4, "reached τ"] == "3 of 3"
+    assert t.loc[1, "test accuracy (%)"] == f"{np.mean(TEST[('BA', 1)]):.2f} ± {np.std(TEST[('BA', 1)], ddof=1):.2f}"
+
+
+def test_controls_table(st):
+    t = A.controls_table(st)
+    assert list(t["matched on"]) == ["examples seen (compute)", "steps and batch seen"]
+    assert list(t["control"]) == ["M = 1, 4× epochs", "32 distinct (M = 4)"]
+    assert list(t["control steps"]) == [4 * STEPS, STEPS] and list(t["control epochs"]) == ["8", "2"]
+    diff = np.mean(TEST[("BA", 4)]) - np.mean(TEST[("distinct", 4)])
+    assert t["BA − control (pp) [95% CI]"].iloc[1].startswith(f"{diff:+.2f} [")
+
+
+def test_variance_table_and_model_fit_recover_the_model():
+    gv = make_gv(noise=0.0)
+    t = A.variance_table(gv, [1, 4])
+    assert list(t.weights) == ["initial", "initial", "final", "final"]
+    row = t[(t.weights == "final") & (t.M == 4)].iloc[0]
+    ratio = predicted_variance(3, 7, B, 4, N, "ba") / predicted_variance(3, 7, B, 1, N, "ba")
+    assert row["BA / M = 1"] == f"{ratio:.3f} ± 0.000" and row["1/M"] == "0.250"
+    assert t[t.M == 1]["BA / M = 1"].eq("1 (reference)").all()
+    fits = A.variance_fits(gv)
+    assert len(fits) == 6
+    assert fits.a.to_numpy() == pytest.approx(3.0) and fits.b.to_numpy() == pytest.approx(7.0)
+    assert A.augmentation_share(fits) == pytest.approx(0.7)
+    ft = A.fit_table(fits)
+    assert list(ft.weights) == ["initial", "final"] and ft["augmentation share (%)"].iloc[0] == "70 ± 0"
+
+
+def test_protocol_and_scope_follow_the_scale(st):
+    rows = {r["aspect"]: r["ours"] for r in A.protocol_rows(BLOCK["run"], st)}
+    assert rows["controls"] == "M = 1 trained 4× longer; M·B distinct samples at equal steps for M in [4]"
+    assert rows["batch"] == f"B = {B}, M in [1, 4]" and rows["seeds"] == "3 per arm"
+    assert rows["schedule"] == "2 epochs, lr /10 at 1.5"
+    small = A.scope_text(BLOCK["run"], 4)
+    assert small.startswith("This scale tests the mechanism") and "MLP on mnist1d" in small and "up to 4" in small
+    paper = A.scope_text({"dataset": "cifar10", "model": "resnet", "depth": 44, "augment": "crop_flip_cutout"}, 40)
+    assert "headline run" in paper and "instead of" not in paper
+
+
+def test_figures_draw_every_arm(st):
+    fig = F.accuracy_vs_m(st, F.chance_pp("mnist1d"))
+    left, right = fig.axes[:2]
+    assert {"BA, one seed", "BA, mean over seeds", "M = 1, 4× epochs", "32 distinct (M = 4)"} <= \
+        set(left.get_legend_handles_labels()[1])
+    assert any(list(line.get_ydata()) == [10.0, 10.0] for line in right.lines)  # chance
+    fig = F.accuracy_vs_examples(st)
+    assert "M = 1, 4× epochs" in fig.axes[0].get_legend_handles_labels()[1]
+    gv = make_gv()
+    fig = F.variance_vs_m(gv, A.variance_fits(gv), B, [1, 4])
+    assert [ax.get_title() for ax in fig.axes] == ["initial weights of the M = 1 runs", "final weights of the M = 1 runs"]
+    assert F.chance_pp("cifar100") == 1.0
