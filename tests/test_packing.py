@@ -39,10 +39,12 @@ def test_a_group_longer_than_the_target_is_split_and_a_long_run_trains_alone():
     runs = _runs(_sweep(seeds=range(8), batches=(32,)))
     owners = {r: "p" for r in runs}
     packs = pack_runs(owners, runs, job_seconds=1.0, cost=lambda s: 1.0)
-    # 8 runs of one stack at 1 s each: 4 s stacked (STACK_SPEEDUP 2) -> 4 jobs of 2 runs
+    # 8 runs of one stack at 1 s each: 4 s stacked (STACK_SPEEDUP 2), over 1.5x -> 4 jobs of 2 runs
     assert STACK_SPEEDUP == 2.0 and [len(ids) for ids in packs.values()] == [2, 2, 2, 2]
     # runs estimated longer than the target are each their own job: no pack at all
     assert pack_runs(owners, runs, job_seconds=2.0, cost=lambda s: 5.0) == {}
+    # a group up to 1.5x the target stays whole (its stack keeps its size)
+    assert list(pack_runs(owners, runs, job_seconds=3.0, cost=lambda s: 1.0).values()) == [list(runs)]
     # runs that cannot stack (dropout) count their full cost
     drop = _runs([{**s, "dropout": 0.1} for s in _sweep(seeds=range(8), batches=(32,))])
     assert [len(v) for v in pack_runs({r: "p" for r in drop}, drop, 2.0, lambda s: 1.0).values()] == [2, 2, 2, 2]

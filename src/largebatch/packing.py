@@ -8,8 +8,8 @@ trained by the generic ``train`` rule, one job per run.
 
 The policy has one knob, the top-level config key ``packing.job_seconds``: the estimated
 length of a training job to aim for. Runs are grouped by (paper, stack key, depth in the
-``init_from`` chain); a group estimated longer than the target is split into
-``ceil(cost / target)`` packs, shorter groups are merged first-fit-decreasing into packs of
+``init_from`` chain); a group estimated over 1.5x the target is split into
+``round(cost / target)`` packs, shorter groups are merged first-fit-decreasing into packs of
 at most the target. A run estimated longer than the target therefore trains alone, so at
 the paper scale (runs of GPU-hours) every run is its own job, and at the CPU scales the
 hundreds of tiny runs share a few dozen jobs. ``job_seconds: 0`` turns packing off.
@@ -44,6 +44,7 @@ PATIENCE_SHARE = 0.1
 #: (measured 1.5-6x for small MLP batches, ~1x for large ones; see vtrain.prefer_vectorised)
 STACK_SPEEDUP = 2.0
 MIN_STACK = 3  # as vtrain.MIN_GROUP: smaller groups train one run after another
+SPLIT_OVER = 1.5
 
 
 def forward_flops(spec: dict, kind: str) -> float:
@@ -99,7 +100,9 @@ def pack_runs(owners: dict[str, str], runs: dict[str, dict], job_seconds: float,
             stack = STACK_SPEEDUP if key not in runs and len(ids) >= MIN_STACK else 1.0
             costs = [cost(runs[r]) / stack for r in ids]
             total = sum(costs)
-            n = max(1, math.ceil(total / job_seconds - 1e-9))
+            # a group is split only when it is well over the target (a stack split in two
+            # loses part of its speed-up, and a run's last bits can depend on its stack's size)
+            n = max(1, round(total / job_seconds)) if total > SPLIT_OVER * job_seconds else 1
             size = math.ceil(len(ids) / n)
             for i in range(0, len(ids), size):
                 part = ids[i:i + size]
