@@ -1,4 +1,5 @@
-"""Tests for largebatch.swap (SWAP phase 3: weight averaging + BN recomputation)."""
+"""Tests for largebatch.swap: SWAP phase 3 (weight averaging + BN recomputation), its evaluation
+on real worker checkpoints, the k-worker averages and the loss-plane geometry."""
 
 import copy
 
@@ -6,12 +7,19 @@ import pytest
 import torch
 from torch import nn
 
+from largebatch.models import build_model
+from largebatch.spec import normalize
 from largebatch.swap import (
+    average_curve,
     average_models,
     average_state_dicts,
     bn_modules,
+    loss_plane,
+    plane_basis,
     recompute_bn,
+    swap_average,
 )
+from largebatch.train import evaluate
 
 torch.set_num_threads(1)
 
@@ -287,3 +295,74 @@ def test_recompute_bn_cpu_inputs_cuda_model():
     act = pre_bn(avg, x.cuda())
     torch.testing.assert_close(avg[1].running_mean, act.mean(0), rtol=1e-4, atol=1e-5)
     assert avg[1].running_mean.is_cuda
+
+
+# ---------------------------------------------------------------------------
+# the SWAP experiment on checkpoints: phase 3, k-worker averages, loss plane
+# ---------------------------------------------------------------------------
+SPEC = normalize({"dataset": "mnist1d", "model": "mlp", "width": 16, "depth": 2, "epochs": 1, "eval_batch": 512})
+
+
+def models(data, n, seed=0):
+    torch.manual_seed(seed)
+    return [build_model(SPEC, data.input_shape, data.num_classes) for _ in range(n)]
+
+
+def test_average_of_identical_workers_is_the_worker_with_data_bn_stats(tiny_data):
+    (worker,) = models(tiny_data, 1)
+    states = [copy.deepcopy(worker.state_dict()) for _ in range(4)]
+    avg, metrics = swap_average(states, SPEC, tiny_data, bn_batch=None)
+    for name, p in avg.named_parameters():
+        assert torch.equal(p, dict(worker.named_parameters())[name]), name
+    # BN statistics = the statistics of the training data under the averaged weights
+    bn = avg.net[2]
+    with torch.no_grad():
+        act = avg.net[1](avg.net[0](tiny_data.x_train))
+    torch.testing.assert_close(bn.running_mean, act.mean(0), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, act.var(0), rtol=1e-4, atol=1e-5)
+    loss, acc = evaluate(avg, tiny_data.x_test, tiny_data.y_test)
+    assert metrics["test_acc"] == acc and metrics["test_loss"] == loss and metrics["workers"] == 4
+
+
+def test_average_curve_ends_at_the_full_average(tiny_data):
+    states = [m.state_dict() for m in models(tiny_data, 3)]
+    curve = average_curve(states, SPEC, tiny_data, bn_batch=50)
+    assert [r["k"] for r in curve] == [1, 2, 3]
+    _, metrics = swap_average(states, SPEC, tiny_data, bn_batch=50)
+    assert curve[-1]["test_acc"] == metrics["test_acc"]
+    # k = 1 is worker 1 with its BN statistics recomputed
+    one = copy.deepcopy(models(tiny_data, 1)[0])
+    one.load_state_dict(states[0])
+    recompute_bn(one, tiny_data.x_train, batch_size=50)
+    assert curve[0]["test_acc"] == evaluate(one, tiny_data.x_test, tiny_data.y_test)[1]
+
+
+def test_plane_basis_reproduces_the_three_points():
+    g = torch.Generator().manual_seed(0)
+    o, a, b = (torch.randn(50, generator=g, dtype=torch.float64) for _ in range(3))
+    u, v, coords = plane_basis(o, a, b)
+    assert abs(float(u @ u) - 1) < 1e-12 and abs(float(v @ v) - 1) < 1e-12 and abs(float(u @ v)) < 1e-12
+    for point, (x, y) in zip((o, a, b), coords):
+        torch.testing.assert_close(o + x * u + y * v, point)
+    assert coords[0] == (0.0, 0.0) and coords[1][1] == 0.0 and coords[2][1] > 0
+    with pytest.raises(ValueError, match="collinear"):
+        plane_basis(o, a, o + 2 * (a - o))
+
+
+def test_loss_plane_grid_hits_the_models(tiny_data):
+    origin, d1, d2 = models(tiny_data, 3, seed=1)
+    so = origin.state_dict()
+    sa = {k: (v + 0.3 * d1.state_dict()[k] if v.is_floating_point() else v) for k, v in so.items()}
+    sb = {k: (v + 0.1 * d1.state_dict()[k] + 0.3 * d2.state_dict()[k] if v.is_floating_point() else v)
+          for k, v in so.items()}
+    rows, points = loss_plane({"o": so, "a": sa, "b": sb}, SPEC, tiny_data, grid=3, margin=0.0, bn_batch=None)
+    assert len(rows) == 9 and [p["label"] for p in points] == ["o", "a", "b"]
+    # with no margin the grid's first corner is the origin model itself
+    corner = min(rows, key=lambda r: (r["x"], r["y"]))
+    assert corner["x"] == pytest.approx(0.0, abs=1e-9) and corner["y"] == pytest.approx(0.0, abs=1e-9)
+    m = copy.deepcopy(origin)
+    m.load_state_dict(so)
+    recompute_bn(m, tiny_data.x_train, batch_size=None)
+    loss, acc = evaluate(m, tiny_data.x_test, tiny_data.y_test)
+    assert corner["test_loss"] == pytest.approx(loss, rel=1e-4) and corner["test_err"] == pytest.approx(1 - acc)
+    assert len({round(r["train_loss"], 6) for r in rows}) > 1  # the loss varies over the plane

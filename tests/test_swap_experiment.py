@@ -1,27 +1,15 @@
-"""SWAP experiment (largebatch.experiments.swap): the runs it plans, phase 3 on real
-worker checkpoints, and the loss-plane geometry."""
+"""SWAP's declaration (largebatch.experiments.swap): the runs it plans, its jobs (phase 3 per
+seed, the analysis), the section's inputs and outputs, and that it stays light to import."""
 
+import ast
 import copy
+from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-import torch
 
-from largebatch.experiments import ConfigError, build_registry
-from largebatch.experiments.swap import (
-    average_curve,
-    decide_claims,
-    loss_plane,
-    phase1_sanity,
-    plane_basis,
-    swap_average,
-)
-from largebatch.models import build_model
-from largebatch.spec import normalize
-from largebatch.stats import finalize_claims
-from largebatch.swap import recompute_bn
-from largebatch.train import evaluate
+from largebatch import paths
+from largebatch.experiments import PAPERS, ConfigError, build_plan, build_registry
+from largebatch.experiments import swap as S
 
 BLOCK = {
     "run": {"dataset": "mnist1d", "model": "mlp", "width": 16, "depth": 2, "optimizer": "sgd", "momentum": 0.9,
@@ -33,11 +21,14 @@ BLOCK = {
     "phase2_epochs": 1,
     "workers": 3,
     "seeds": [0, 1],
+    "claims": {"S1": {"margin_pp": 1.0}, "S2": {"margin_pp": 1.0}, "S3": {"margin_ratio": 0.1},
+               "S4": {"margin_pp": 1.0}},
+    "preconditions": {"baseline_train_acc_min_pp": 95},
 }
 
 
-def config(block=BLOCK):
-    return {"scale": "t", "papers": ["swap"], "scales": {"t": {
+def config(block=BLOCK, job_seconds=0):
+    return {"scale": "t", "papers": ["swap"], "packing": {"job_seconds": job_seconds}, "scales": {"t": {
         "datasets": {"mnist1d": {"kind": "mnist1d", "num_samples": 1000}},
         "defaults": {"eval_batch": 512}, "swap": copy.deepcopy(block)}}}
 
@@ -76,130 +67,79 @@ def test_plan_rejects_bad_blocks():
         build_registry(config({k: v for k, v in BLOCK.items() if k != "phase2_epochs"}))
 
 
-SPEC = normalize({"dataset": "mnist1d", "model": "mlp", "width": 16, "depth": 2, "epochs": 1, "eval_batch": 512})
+def test_jobs_average_each_seed_then_analyse():
+    plan = build_plan(config())
+    rows, jobs = plan.tables["swap"], {j.name: j for j in plan.jobs["swap"]}
+    assert list(jobs) == ["swap_average_0", "swap_average_1", "swap_analysis"]
+    for seed in (0, 1):
+        job = jobs[f"swap_average_{seed}"]
+        workers = S.worker_runs(rows, seed)
+        assert len(workers) == 3 and job.params["workers"] == workers and job.params["seed"] == seed
+        # phase 3 reads exactly this seed's worker models, in worker order, and the shared dataset
+        assert job.input == {"data": paths.data_file("mnist1d"),
+                             "workers": [paths.run_file(r, "model.pt") for r in workers]}
+        assert job.params["phase1"] == S.run_of(rows, "phase1", seed)
+        assert job.params["spec"] == plan.runs[workers[0]] and job.params["bn_batch"] == 10  # default: small batch
+        assert job.output == {"metrics": f"results/swap/average/{seed}.json",
+                              "model": f"results/swap/average/{seed}.pt"}
+    analysis = jobs["swap_analysis"]
+    assert analysis.input["averages"] == ["results/swap/average/0.pt", "results/swap/average/1.pt"]
+    assert analysis.input["phase1"] == [paths.run_file(S.run_of(rows, "phase1", s), "model.pt") for s in (0, 1)]
+    # the script splits the flat worker list by params.workers, seed by seed
+    flat = [r for s in analysis.params["seeds"] for r in analysis.params["workers"][s]]
+    assert analysis.input["workers"] == [paths.run_file(r, "model.pt") for r in flat]
+    assert analysis.params["plane"] == {} and set(analysis.output) == {"curve", "plane", "points"}
+    block = {**BLOCK, "bn_batch": 40, "plane": {"grid": 5}}
+    analysis = build_plan(config(block)).jobs["swap"][-1]
+    assert analysis.params["bn_batch"] == 40 and analysis.params["plane"] == {"grid": 5}
 
 
-def models(data, n, seed=0):
-    torch.manual_seed(seed)
-    return [build_model(SPEC, data.input_shape, data.num_classes) for _ in range(n)]
+def test_section_reads_every_runs_job_time_and_the_averages():
+    plan = build_plan(config())
+    io, ids = plan.sections["swap"], list(dict.fromkeys(r["run"] for r in plan.tables["swap"]))
+    assert io.input["run_benchmarks"] == [paths.train_benchmark(r) for r in ids]  # no packs: one job per run
+    assert io.input["pack_benchmarks"] == []
+    assert io.input["averages"] == ["results/swap/average/0.json", "results/swap/average/1.json"]
+    assert io.input["average_benchmarks"] == [paths.benchmark_file("swap", f"swap_average_{s}") for s in (0, 1)]
+    jobs = plan.jobs["swap"]
+    assert {k: io.input[k] for k in ("curve", "plane", "points")} == jobs[-1].output
+    assert set(io.output) == {"section", "claims", "summary", "times", "sanity", "test_accuracy",
+                              "accuracy_time", "loss_plane"}
 
 
-def test_average_of_identical_workers_is_the_worker_with_data_bn_stats(tiny_data):
-    (worker,) = models(tiny_data, 1)
-    states = [copy.deepcopy(worker.state_dict()) for _ in range(4)]
-    avg, metrics = swap_average(states, SPEC, tiny_data, bn_batch=None)
-    for name, p in avg.named_parameters():
-        assert torch.equal(p, dict(worker.named_parameters())[name]), name
-    # BN statistics = the statistics of the training data under the averaged weights
-    bn = avg.net[2]
-    with torch.no_grad():
-        act = avg.net[1](avg.net[0](tiny_data.x_train))
-    torch.testing.assert_close(bn.running_mean, act.mean(0), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(bn.running_var, act.var(0), rtol=1e-4, atol=1e-5)
-    loss, acc = evaluate(avg, tiny_data.x_test, tiny_data.y_test)
-    assert metrics["test_acc"] == acc and metrics["test_loss"] == loss and metrics["workers"] == 4
+def test_packed_runs_point_at_their_packs_job_time():
+    plan = build_plan(config(job_seconds=1e6))  # everything that stacks shares a job
+    assert plan.packs
+    io = plan.sections["swap"]
+    ids = list(dict.fromkeys(r["run"] for r in plan.tables["swap"]))
+    view = plan.view("swap")
+    assert io.input["run_benchmarks"] == [view.train_benchmark(r) for r in ids]
+    packed = {paths.pack_benchmark(p) for p, members in plan.packs.items() if set(members) & set(ids)}
+    assert packed and set(io.input["pack_benchmarks"]) == packed
 
 
-def test_average_curve_ends_at_the_full_average(tiny_data):
-    states = [m.state_dict() for m in models(tiny_data, 3)]
-    curve = average_curve(states, SPEC, tiny_data, bn_batch=50)
-    assert [r["k"] for r in curve] == [1, 2, 3]
-    _, metrics = swap_average(states, SPEC, tiny_data, bn_batch=50)
-    assert curve[-1]["test_acc"] == metrics["test_acc"]
-    # k = 1 is worker 1 with its BN statistics recomputed
-    one = copy.deepcopy(models(tiny_data, 1)[0])
-    one.load_state_dict(states[0])
-    recompute_bn(one, tiny_data.x_train, batch_size=50)
-    assert curve[0]["test_acc"] == evaluate(one, tiny_data.x_test, tiny_data.y_test)[1]
+def test_outputs_declare_captions_and_report_labels():
+    outs = {o.name: o for o in PAPERS["swap"].outputs_for(BLOCK, {})}
+    assert [o.kind for o in outs.values()] == ["table"] * 3 + ["figure"] * 3
+    assert outs["test_accuracy"].label == "test accuracy over training" and outs["loss_plane"].label == "loss plane"
+    assert outs["accuracy_time"].label is None
+    assert outs["sanity"].fill(stop_pct=95.0).count("95% training-accuracy threshold") == 1
+    assert "(seed 3)" in outs["loss_plane"].fill(seed=3)
+    with pytest.raises(ValueError, match="seed"):
+        outs["loss_plane"].fill()
 
 
-def test_plane_basis_reproduces_the_three_points():
-    g = torch.Generator().manual_seed(0)
-    o, a, b = (torch.randn(50, generator=g, dtype=torch.float64) for _ in range(3))
-    u, v, coords = plane_basis(o, a, b)
-    assert abs(float(u @ u) - 1) < 1e-12 and abs(float(v @ v) - 1) < 1e-12 and abs(float(u @ v)) < 1e-12
-    for point, (x, y) in zip((o, a, b), coords):
-        torch.testing.assert_close(o + x * u + y * v, point)
-    assert coords[0] == (0.0, 0.0) and coords[1][1] == 0.0 and coords[2][1] > 0
-    with pytest.raises(ValueError, match="collinear"):
-        plane_basis(o, a, o + 2 * (a - o))
+def test_protocol_facts_carry_a_source():
+    assert all(paper and source for paper, source in S.PROTOCOL.values())
+    assert S.SOURCE.startswith("Gupta, Akle Serrano & DeCoste 2020")
 
 
-def test_loss_plane_grid_hits_the_models(tiny_data):
-    origin, d1, d2 = models(tiny_data, 3, seed=1)
-    so = origin.state_dict()
-    sa = {k: (v + 0.3 * d1.state_dict()[k] if v.is_floating_point() else v) for k, v in so.items()}
-    sb = {k: (v + 0.1 * d1.state_dict()[k] + 0.3 * d2.state_dict()[k] if v.is_floating_point() else v)
-          for k, v in so.items()}
-    rows, points = loss_plane({"o": so, "a": sa, "b": sb}, SPEC, tiny_data, grid=3, margin=0.0, bn_batch=None)
-    assert len(rows) == 9 and [p["label"] for p in points] == ["o", "a", "b"]
-    # with no margin the grid's first corner is the origin model itself
-    corner = min(rows, key=lambda r: (r["x"], r["y"]))
-    assert corner["x"] == pytest.approx(0.0, abs=1e-9) and corner["y"] == pytest.approx(0.0, abs=1e-9)
-    m = copy.deepcopy(origin)
-    m.load_state_dict(so)
-    recompute_bn(m, tiny_data.x_train, batch_size=None)
-    loss, acc = evaluate(m, tiny_data.x_test, tiny_data.y_test)
-    assert corner["test_loss"] == pytest.approx(loss, rel=1e-4) and corner["test_err"] == pytest.approx(1 - acc)
-    assert len({round(r["train_loss"], 6) for r in rows}) > 1  # the loss varies over the plane
-
-
-# --------------------------------------------------------------------------- claims
-CLAIMS = {"S1": {"margin_pp": 1.0}, "S2": {"margin_pp": 1.0}, "S3": {"margin_ratio": 0.1}, "S4": {"margin_pp": 1.0}}
-PRE = {"baseline_train_acc_min_pp": 95}
-
-
-def per_seed(n=5, seed=0, **means):
-    """One row per seed as the notebook builds it; keyword arguments move a column's mean."""
-    base = {"sb_acc": 90.0, "lb_acc": 86.0, "swap_acc": 90.3, "best_worker_acc": 89.0, "p1_acc": 84.0,
-            "sb_train": 99.5, "lb_train": 99.0, "loop_parallel": 4.0, "loop_sb": 7.0, "t_parallel": 12.0,
-            "t_sb": 9.5, **means}
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame({k: v + (0.02 * v) * 0.1 * rng.standard_normal(n) for k, v in base.items()})
-    df["seed"], df["p1_stop"] = range(n), "train_acc"
-    return df
-
-
-def verdicts(rows):
-    return {r["id"]: r["verdict"] for r in finalize_claims(rows)}
-
-
-def test_claims_reproduce_on_the_papers_pattern():
-    rows = decide_claims(per_seed(), CLAIMS, PRE, 0.95)
-    assert [r["id"] for r in rows] == ["S1", "S2", "S3", "S4"]  # S5 (vs phase 1) is a sanity check, not a claim
-    assert verdicts(rows) == dict.fromkeys(["S1", "S2", "S3", "S4"], "reproduced")
-
-
-def test_time_is_decided_on_the_training_loop_not_on_job_time():
-    """Issue 16: job time adds three interpreter start-ups to SWAP's critical path."""
-    s3 = next(r for r in decide_claims(per_seed(), CLAIMS, PRE, 0.95) if r["id"] == "S3")
-    assert s3["effect"] == pytest.approx(4.0 / 7.0 - 1, abs=0.02)  # from the loop times, although jobs say SWAP is slower
-    assert "job time (s), not decided on: SWAP 12.0" in s3["ours"]
-    slow = verdicts(decide_claims(per_seed(loop_parallel=9.0, t_parallel=5.0), CLAIMS, PRE, 0.95))
-    assert slow["S3"] == "not reproduced"
-
-
-def test_claims_against_swap():
-    by = verdicts(decide_claims(per_seed(swap_acc=87.0, best_worker_acc=89.0), CLAIMS, PRE, 0.95))
-    assert by["S1"] == "not reproduced"  # 3 points below SB, margin 1
-    assert by["S4"] == "not reproduced"
-    assert verdicts(decide_claims(per_seed(swap_acc=86.1), CLAIMS, PRE, 0.95))["S2"] == "not reproduced"  # = LB
-
-
-def test_preconditions_make_claims_inconclusive():
-    capped = per_seed()
-    capped.loc[2, "p1_stop"] = "budget"  # phase 1 ran to the cap in one seed: not SWAP's protocol
-    rows = decide_claims(capped, CLAIMS, PRE, 0.95)
-    assert not any(r["precondition_ok"] for r in rows) and "budget" in rows[0]["precondition"]
-    assert set(verdicts(rows).values()) == {"inconclusive"}
-    rows = decide_claims(per_seed(sb_train=70.0), CLAIMS, PRE, 0.95)
-    assert [r["precondition_ok"] for r in rows] == [False, True, True, True]
-    assert "SB converged" in rows[0]["precondition"] and verdicts(rows)["S1"] == "inconclusive"
-    with pytest.raises(ValueError, match="loop_sb"):
-        decide_claims(per_seed().drop(columns="loop_sb"), CLAIMS, PRE, 0.95)
-
-
-def test_phase1_sanity_is_a_paired_check():
-    ps = per_seed()
-    d = phase1_sanity(ps)
-    assert d["effect"] == pytest.approx((ps.swap_acc - ps.p1_acc).mean()) and d["p_claim"] < 0.001
+def test_the_declaration_is_light_to_import():
+    """The Snakefile imports it while parsing: it imports only the planning modules, at module
+    level and nowhere else (no numpy, pandas, torch or matplotlib, no package __init__)."""
+    tree = ast.parse(Path(S.__file__).read_text())
+    imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert all(n in tree.body for n in imports)  # no function-local imports
+    assert {(n.level, n.module) for n in imports if isinstance(n, ast.ImportFrom)} == {
+        (0, "__future__"), (2, None), (2, "spec"), (1, "base")}
+    assert not [n for n in imports if isinstance(n, ast.Import)]

@@ -33,17 +33,32 @@ Both steps are thin wrappers around :mod:`torch.optim.swa_utils`
   batch counts as much as a full one).  ``num_batches_tracked`` ends up equal to the
   number of batches.  A loader item that is a tuple/list contributes only its first
   element.
+
+On top of these, the SWAP experiment's computations on checkpoints (used by the jobs
+``workflow/scripts/swap_average.py`` and ``swap_analysis.py``): phase 3 with its evaluation
+(:func:`swap_average`), the test accuracy of the average of the first k workers
+(:func:`average_curve`) and the loss on the plane through three models
+(:func:`plane_basis`, :func:`loss_plane`).
 """
 
 from __future__ import annotations
 
+import copy
+import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-__all__ = ["average_models", "average_state_dicts", "recompute_bn", "bn_modules"]
+from .models import build_model
+from .train import evaluate
+
+__all__ = ["average_models", "average_state_dicts", "recompute_bn", "bn_modules", "averaged_model",
+           "swap_average", "average_curve", "plane_basis", "loss_plane"]
 
 
 def _check_compatible(reference: nn.Module, other: nn.Module, index: int) -> None:
@@ -184,3 +199,120 @@ def recompute_bn(
         loader = inputs
     update_bn(loader, model, device=device)
     return model
+
+
+# --------------------------------------------------------------------------- #
+# the SWAP experiment on checkpoints: phase 3, k-worker averages, loss plane
+# --------------------------------------------------------------------------- #
+def _factory(spec: dict, data, device):
+    def make():
+        return build_model(spec, data.input_shape, data.num_classes).to(device)
+
+    return make
+
+
+def _subset(x, n: int | None):
+    return x if n is None or n >= x.shape[0] else x[:n]
+
+
+def averaged_model(states: list[dict], spec: dict, data, *, bn_batch: int | None, device="cpu",
+                   bn_samples: int | None = None):
+    """Phase 3: the mean of the workers' weights, BN statistics recomputed on training data."""
+    model = average_state_dicts(states, _factory(spec, data, device))
+    recompute_bn(model, _subset(data.x_train, bn_samples), batch_size=bn_batch)
+    return model
+
+
+def swap_average(states: list[dict], spec: dict, data, *, bn_batch: int | None, device="cpu") -> tuple[Any, dict]:
+    """Phase 3 and the evaluation of its result; returns (model, metrics)."""
+    t0 = time.perf_counter()
+    model = averaged_model(states, spec, data, bn_batch=bn_batch, device=device)
+    t_avg = time.perf_counter() - t0
+    tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, spec["eval_batch"], spec["eval_bn"])
+    te_loss, te_acc = evaluate(model, data.x_test, data.y_test, spec["eval_batch"], spec["eval_bn"])
+    return model, {"workers": len(states), "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss,
+                   "test_acc": te_acc, "average_s": t_avg, "bn_batch": bn_batch}
+
+
+def average_curve(states: list[dict], spec: dict, data, *, bn_batch: int | None, device="cpu") -> list[dict]:
+    """Test accuracy/loss of the average of the first k workers, k = 1..W (BN recomputed each time)."""
+    rows = []
+    for k in range(1, len(states) + 1):
+        model = averaged_model(states[:k], spec, data, bn_batch=bn_batch, device=device)
+        te_loss, te_acc = evaluate(model, data.x_test, data.y_test, spec["eval_batch"], spec["eval_bn"])
+        rows.append({"k": k, "test_loss": te_loss, "test_acc": te_acc})
+    return rows
+
+
+def _flat(state: dict, names: list[str]):
+    return torch.cat([state[n].detach().reshape(-1).double().cpu() for n in names])
+
+
+def plane_basis(origin, a, b):
+    """Orthonormal basis (u, v) of the plane through the flat weight vectors origin, a, b.
+
+    ``u`` points from ``origin`` to ``a``; ``v`` is the part of ``b - origin`` orthogonal to
+    ``u`` (Garipov et al. 2018, as in the SWAP paper's plane plots).  Returns
+    ``(u, v, coords)`` with ``coords`` the (x, y) coordinates of origin, a, b.
+    """
+    da, db = a - origin, b - origin
+    na = torch.linalg.vector_norm(da)
+    if na == 0:
+        raise ValueError("plane_basis: the first point coincides with the origin; no plane is defined")
+    u = da / na
+    w = db - (db @ u) * u
+    nw = torch.linalg.vector_norm(w)
+    if nw <= 1e-12 * max(float(na), 1.0):
+        raise ValueError("plane_basis: the three points are collinear; no plane is defined")
+    v = w / nw
+    coords = [(0.0, 0.0), (float(na), 0.0), (float(db @ u), float(db @ v))]
+    return u, v, coords
+
+
+def loss_plane(states: dict[str, dict], spec: dict, data, *, grid: int = 11, margin: float = 0.25,
+               bn_batch: int | None = None, samples: int | None = None, device="cpu"):
+    """Train and test loss/error on the plane through three models.
+
+    ``states`` maps three labels to state dicts, in the order (origin, a, b) of
+    :func:`plane_basis` (for SWAP: phase 1, a worker, the average).  The grid spans the
+    three points' coordinates plus ``margin`` of the span on each side, ``grid`` x
+    ``grid`` points.  At every point the trainable parameters are set, the BatchNorm
+    statistics recomputed on (the first ``samples`` of) the training data, and the loss
+    evaluated on the same training samples and on the test set.
+
+    Returns ``(grid_rows, point_rows)``: one dict per grid point (x, y, train_loss,
+    train_err, test_loss, test_err) and one per model (label, x, y).
+    """
+    labels = list(states)
+    if len(labels) != 3:
+        raise ValueError(f"loss_plane needs three models, got {len(labels)}")
+    make = _factory(spec, data, device)
+    model = make()
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    flats = [_flat(states[k], names) for k in labels]
+    u, v, coords = plane_basis(*flats)
+    xs, ys = zip(*coords)
+    span_x, span_y = max(xs) - min(xs), max(ys) - min(ys)
+    gx = np.linspace(min(xs) - margin * span_x, max(xs) + margin * span_x, grid)
+    gy = np.linspace(min(ys) - margin * span_y, max(ys) + margin * span_y, grid)
+    shapes = [(n, model.state_dict()[n].shape) for n in names]
+    base = copy.deepcopy(states[labels[0]])
+    x_tr, y_tr = _subset(data.x_train, samples), _subset(data.y_train, samples)
+    rows = []
+    for x in gx:
+        for y in gy:
+            flat = flats[0] + float(x) * u + float(y) * v
+            state = dict(base)
+            offset = 0
+            for n, shape in shapes:
+                k = math.prod(shape)
+                state[n] = flat[offset: offset + k].reshape(shape).to(base[n].dtype)
+                offset += k
+            model.load_state_dict(state)
+            recompute_bn(model, x_tr, batch_size=bn_batch)
+            tr_loss, tr_acc = evaluate(model, x_tr, y_tr, spec["eval_batch"], spec["eval_bn"])
+            te_loss, te_acc = evaluate(model, data.x_test, data.y_test, spec["eval_batch"], spec["eval_bn"])
+            rows.append({"x": float(x), "y": float(y), "train_loss": tr_loss, "train_err": 1 - tr_acc,
+                         "test_loss": te_loss, "test_err": 1 - te_acc})
+    points = [{"label": k, "x": c[0], "y": c[1]} for k, c in zip(labels, coords)]
+    return rows, points

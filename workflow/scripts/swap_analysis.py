@@ -1,6 +1,6 @@
-"""Snakemake job: SWAP analysis -- test accuracy of the average of the first k workers
-(every seed), and the loss on the plane through phase 1, worker 0 and the average
-(first seed)."""
+"""Snakemake job (swap_analysis): test accuracy of the average of the first k workers (every
+seed), and the loss on the plane through phase 1, worker 1 and the average (first seed).
+Paths and settings come from the job (largebatch.experiments.swap.jobs)."""
 
 import logging
 
@@ -8,20 +8,20 @@ import pandas as pd
 import torch
 
 from largebatch.data import load_dataset
-from largebatch.experiments.swap import average_curve, loss_plane
 from largebatch.logs import job_logger
+from largebatch.swap import average_curve, loss_plane
 from largebatch.train import load_weights, resolve_device
 
 log = job_logger(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = resolve_device(snakemake.params.device)
-data = load_dataset(snakemake.input.data[0], device)
+data = load_dataset(snakemake.input.data, device)
 spec = dict(snakemake.params.spec)
 bn_batch = snakemake.params.bn_batch
 seeds = list(snakemake.params.seeds)
-# the rule lists every seed's worker models seed by seed, in worker order
-paths = iter(snakemake.input.workers)
-worker_models = {seed: [next(paths) for _ in snakemake.params.workers[seed]] for seed in seeds}
+# the job lists every seed's worker models seed by seed, in worker order
+models = iter(snakemake.input.workers)
+worker_models = {seed: [next(models) for _ in snakemake.params.workers[seed]] for seed in seeds}
 
 rows = []
 for seed in seeds:

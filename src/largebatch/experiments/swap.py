@@ -1,13 +1,18 @@
 """SWAP: Gupta, Akle Serrano & DeCoste 2020, "Stochastic Weight Averaging in Parallel".
 
-The runs (``plan``) and the two computations that are not training runs:
+Planning and declaration only (imported while Snakemake parses the workflow, so nothing
+heavy here): the runs (``plan``), the two computations that are not training runs, and
+the section's tables and figures.
 
-* phase 3 (``swap_average``): average the phase-2 workers' weights and recompute the
-  BatchNorm statistics on the training data (``largebatch.swap``, i.e.
-  ``torch.optim.swa_utils``), then evaluate the averaged model;
-* the analysis of the averaged model: test accuracy of the average of the first k
-  workers (``average_curve``) and the loss on the plane through the phase-1 output,
-  one worker and the average (``plane_basis``, ``loss_plane``).
+* phase 3, one job per seed (``swap_average_<seed>``, ``workflow/scripts/swap_average.py``):
+  average the phase-2 workers' weights and recompute the BatchNorm statistics on the
+  training data (``largebatch.swap``, i.e. ``torch.optim.swa_utils``), then evaluate;
+* the analysis (``swap_analysis``): test accuracy of the average of the first k workers
+  and the loss on the plane through the phase-1 output, one worker and the average.
+
+The section (``workflow/notebooks/swap.py``, analysis in ``largebatch.analysis.swap``)
+also reads the job-time records (Snakemake benchmarks) of every run's training job and of
+the averaging jobs, for the time claim.
 
 Protocol (one experiment per seed):
 
@@ -17,29 +22,62 @@ Protocol (one experiment per seed):
   (once per epoch) whose training accuracy reaches the threshold, capped at the LB
   budget.  Same seed, data order and schedule as the LB baseline, so phase 1 is the
   LB baseline stopped early.
-* **phase 2**: ``workers`` runs, each its own job, initialised from phase 1's final
-  weights (``init_from``), trained with the small batch for ``phase2_epochs`` epochs
-  from ``phase2_lr`` down to 0 (cosine), each with its own data order
-  (``data_seed``).  Optimiser state (momentum) starts fresh in every worker.
-* **phase 3**: the average of the workers (rule ``swap_average``).
+* **phase 2**: ``workers`` runs, initialised from phase 1's final weights
+  (``init_from``), trained with the small batch for ``phase2_epochs`` epochs from
+  ``phase2_lr`` down to 0 (cosine), each with its own data order (``data_seed``).
+  Optimiser state (momentum) starts fresh in every worker.
+* **phase 3**: the average of the workers (jobs ``swap_average_<seed>``).
 
 Only weights pass between phases; the engine starts every run from ``init_from``'s
-``model.pt``.  Torch is imported inside the functions that need it, so planning the
-runs (done while Snakemake builds the DAG) stays light.
+``model.pt``.
 """
 
 from __future__ import annotations
 
-import copy
-import math
-import time
-from typing import Any
+from .. import paths
+from ..spec import run_id
+from .base import Figure, Job, Paper, Table, View, seeds_of
 
 TITLE = "SWAP (Gupta et al. 2020): stochastic weight averaging in parallel"
+KEY = "swap"
 
 ARMS = ("SB", "LB", "phase1", "worker")
 
+# --------------------------------------------------------------------------- the paper
+#: where the claims S1-S3 are made (the claims table's paper_source). The paper is ICLR 2020
+#: (OpenReview rygFWAEFwS), arXiv 2001.02312; no official code was published. Its accuracy
+#: and time tables were not available to us, so no claim compares with a published number.
+SOURCE = "Gupta, Akle Serrano & DeCoste 2020, abstract and Sec. 4 (claims; table values not available to us)"
+#: where claim S4 comes from: the per-worker test-accuracy curves and the averaged model
+SOURCE_FIG1 = "Gupta, Akle Serrano & DeCoste 2020, Fig. 1 (worker curves and the averaged model)"
+#: the OpenReview reviews of the paper, which quote its experimental set-up
+SOURCE_REVIEWS = "the OpenReview reviews of Gupta et al. 2020 (rygFWAEFwS), which quote its set-up"
+#: facts we did not confirm from any copy of the paper (secondary notes on its tables)
+UNCONFIRMED = "not confirmed from a copy of the paper"
 
+#: the paper's protocol as the report's protocol table states it: aspect -> (the paper's
+#: side, its source). Ours is filled in by the notebook from the config block.
+PROTOCOL = {
+    "data / network": ("CIFAR-10, CIFAR-100, ImageNet; DAWNBench ResNet-9 (CIFAR), ResNet-50",
+                       f"data sets: abstract; networks: {UNCONFIRMED}"),
+    "workers": ("8 (one per V100 GPU, Horovod)",
+                f"{SOURCE_REVIEWS}: 'one machine with 8 NVIDIA Tesla V100 GPUs', Horovod"),
+    "batch sizes": ("large batch in phase 1 on all GPUs, small batch per worker in phase 2",
+                    f"abstract (large mini-batches first, then models trained independently); {SOURCE_REVIEWS}"),
+    "optimiser": ("SGD with Nesterov momentum (DAWNBench ResNet-9 recipe)", UNCONFIRMED),
+    "baselines": ("SGD small batch and SGD large batch", f"the accuracy and time tables, {UNCONFIRMED}"),
+    "phase 1 stop": ("a training-accuracy threshold ('stopping accuracy', per data set)",
+                     f"{SOURCE_REVIEWS}: the hyper-parameter tables' 'Stopping Accuracy (%)'"),
+    "phase 2": ("independent small-batch SGD, own data order, fixed budget",
+                f"abstract (independently and in parallel); data order: {SOURCE_REVIEWS}"),
+    "phase 3": ("average the weights, recompute the BN statistics",
+                f"abstract (averaging the weights); BN statistics: {SOURCE_REVIEWS}"),
+    "time": ("wall time on 8 GPUs", f"hardware: {SOURCE_REVIEWS}; the time tables: {UNCONFIRMED}"),
+    "seeds": ("not stated in what we could read", "-"),
+}
+
+
+# --------------------------------------------------------------------------- runs
 def phase1_spec(block: dict, seed: int) -> dict:
     return {**block["run"], "batch_size": block["large_batch"], "epochs": block["epochs"], "seed": seed,
             "stop_train_acc": block["stop_train_acc"]}
@@ -62,9 +100,6 @@ def worker_data_seed(seed: int, worker: int) -> int:
 
 
 def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
-    from . import seeds_of
-    from ..spec import run_id
-
     for key in ("small_batch", "large_batch", "epochs", "phase2_epochs", "workers", "stop_train_acc"):
         block[key]  # KeyError names a missing key
     if block["large_batch"] <= block["small_batch"]:
@@ -91,143 +126,6 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
     return runs
 
 
-# --------------------------------------------------------------------------- #
-# phase 3 and analysis (torch)
-# --------------------------------------------------------------------------- #
-def _factory(spec: dict, data, device):
-    from ..models import build_model
-
-    def make():
-        return build_model(spec, data.input_shape, data.num_classes).to(device)
-
-    return make
-
-
-def _subset(x, n: int | None):
-    return x if n is None or n >= x.shape[0] else x[:n]
-
-
-def averaged_model(states: list[dict], spec: dict, data, *, bn_batch: int | None, device="cpu",
-                   bn_samples: int | None = None):
-    """Phase 3: the mean of the workers' weights, BN statistics recomputed on training data."""
-    from ..swap import average_state_dicts, recompute_bn
-
-    model = average_state_dicts(states, _factory(spec, data, device))
-    recompute_bn(model, _subset(data.x_train, bn_samples), batch_size=bn_batch)
-    return model
-
-
-def swap_average(states: list[dict], spec: dict, data, *, bn_batch: int | None, device="cpu") -> tuple[Any, dict]:
-    """Phase 3 and the evaluation of its result; returns (model, metrics)."""
-    from ..train import evaluate
-
-    t0 = time.perf_counter()
-    model = averaged_model(states, spec, data, bn_batch=bn_batch, device=device)
-    t_avg = time.perf_counter() - t0
-    tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, spec["eval_batch"], spec["eval_bn"])
-    te_loss, te_acc = evaluate(model, data.x_test, data.y_test, spec["eval_batch"], spec["eval_bn"])
-    return model, {"workers": len(states), "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss,
-                   "test_acc": te_acc, "average_s": t_avg, "bn_batch": bn_batch}
-
-
-def average_curve(states: list[dict], spec: dict, data, *, bn_batch: int | None, device="cpu") -> list[dict]:
-    """Test accuracy/loss of the average of the first k workers, k = 1..W (BN recomputed each time)."""
-    from ..train import evaluate
-
-    rows = []
-    for k in range(1, len(states) + 1):
-        model = averaged_model(states[:k], spec, data, bn_batch=bn_batch, device=device)
-        te_loss, te_acc = evaluate(model, data.x_test, data.y_test, spec["eval_batch"], spec["eval_bn"])
-        rows.append({"k": k, "test_loss": te_loss, "test_acc": te_acc})
-    return rows
-
-
-def _flat(state: dict, names: list[str]):
-    import torch
-
-    return torch.cat([state[n].detach().reshape(-1).double().cpu() for n in names])
-
-
-def plane_basis(origin, a, b):
-    """Orthonormal basis (u, v) of the plane through the flat weight vectors origin, a, b.
-
-    ``u`` points from ``origin`` to ``a``; ``v`` is the part of ``b - origin`` orthogonal to
-    ``u`` (Garipov et al. 2018, as in the SWAP paper's plane plots).  Returns
-    ``(u, v, coords)`` with ``coords`` the (x, y) coordinates of origin, a, b.
-    """
-    import torch
-
-    da, db = a - origin, b - origin
-    na = torch.linalg.vector_norm(da)
-    if na == 0:
-        raise ValueError("plane_basis: the first point coincides with the origin; no plane is defined")
-    u = da / na
-    w = db - (db @ u) * u
-    nw = torch.linalg.vector_norm(w)
-    if nw <= 1e-12 * max(float(na), 1.0):
-        raise ValueError("plane_basis: the three points are collinear; no plane is defined")
-    v = w / nw
-    coords = [(0.0, 0.0), (float(na), 0.0), (float(db @ u), float(db @ v))]
-    return u, v, coords
-
-
-def loss_plane(states: dict[str, dict], spec: dict, data, *, grid: int = 11, margin: float = 0.25,
-               bn_batch: int | None = None, samples: int | None = None, device="cpu"):
-    """Train and test loss/error on the plane through three models.
-
-    ``states`` maps three labels to state dicts, in the order (origin, a, b) of
-    :func:`plane_basis` (for SWAP: phase 1, a worker, the average).  The grid spans the
-    three points' coordinates plus ``margin`` of the span on each side, ``grid`` x
-    ``grid`` points.  At every point the trainable parameters are set, the BatchNorm
-    statistics recomputed on (the first ``samples`` of) the training data, and the loss
-    evaluated on the same training samples and on the test set.
-
-    Returns ``(grid_rows, point_rows)``: one dict per grid point (x, y, train_loss,
-    train_err, test_loss, test_err) and one per model (label, x, y).
-    """
-    import numpy as np
-
-    from ..swap import recompute_bn
-    from ..train import evaluate
-
-    labels = list(states)
-    if len(labels) != 3:
-        raise ValueError(f"loss_plane needs three models, got {len(labels)}")
-    make = _factory(spec, data, device)
-    model = make()
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    flats = [_flat(states[k], names) for k in labels]
-    u, v, coords = plane_basis(*flats)
-    xs, ys = zip(*coords)
-    span_x, span_y = max(xs) - min(xs), max(ys) - min(ys)
-    gx = np.linspace(min(xs) - margin * span_x, max(xs) + margin * span_x, grid)
-    gy = np.linspace(min(ys) - margin * span_y, max(ys) + margin * span_y, grid)
-    shapes = [(n, model.state_dict()[n].shape) for n in names]
-    base = copy.deepcopy(states[labels[0]])
-    x_tr, y_tr = _subset(data.x_train, samples), _subset(data.y_train, samples)
-    rows = []
-    for x in gx:
-        for y in gy:
-            flat = flats[0] + float(x) * u + float(y) * v
-            state = dict(base)
-            offset = 0
-            for n, shape in shapes:
-                k = math.prod(shape)
-                state[n] = flat[offset: offset + k].reshape(shape).to(base[n].dtype)
-                offset += k
-            model.load_state_dict(state)
-            recompute_bn(model, x_tr, batch_size=bn_batch)
-            tr_loss, tr_acc = evaluate(model, x_tr, y_tr, spec["eval_batch"], spec["eval_bn"])
-            te_loss, te_acc = evaluate(model, data.x_test, data.y_test, spec["eval_batch"], spec["eval_bn"])
-            rows.append({"x": float(x), "y": float(y), "train_loss": tr_loss, "train_err": 1 - tr_acc,
-                         "test_loss": te_loss, "test_err": 1 - te_acc})
-    points = [{"label": k, "x": c[0], "y": c[1]} for k, c in zip(labels, coords)]
-    return rows, points
-
-
-# --------------------------------------------------------------------------- #
-# run-table look-ups used by workflow/rules/swap.smk
-# --------------------------------------------------------------------------- #
 def run_of(rows: list[dict], arm: str, seed) -> str:
     """Run id of the one ``arm`` run (SB, LB, phase1) of ``seed`` in the paper's run table."""
     found = [r["run"] for r in rows if r["arm"] == arm and r["seed"] == int(seed)]
@@ -242,98 +140,91 @@ def worker_runs(rows: list[dict], seed) -> list[str]:
     return [r["run"] for r in sorted(mine, key=lambda r: r["worker"])]
 
 
-# --------------------------------------------------------------------------- #
-# claims
-# --------------------------------------------------------------------------- #
-#: where the claims are made; the paper's table values were not available to us
-SOURCE = "Gupta, Akle Serrano & DeCoste 2020, abstract and Sec. 4 (claims; table values not available to us)"
-SOURCE_FIG1 = "Gupta, Akle Serrano & DeCoste 2020, Fig. 1 (worker curves and the averaged model)"
-
-#: per-seed columns ``claims`` needs (accuracies in %, times in seconds)
-PER_SEED = ("seed", "sb_acc", "lb_acc", "swap_acc", "best_worker_acc", "p1_acc", "sb_train", "lb_train",
-            "p1_stop", "loop_parallel", "loop_sb", "t_parallel", "t_sb")
+def seeds_in(rows: list[dict]) -> list[int]:
+    """The seeds of the paper's run table, sorted (the section's and the jobs' order)."""
+    return sorted({r["seed"] for r in rows})
 
 
-def decide_claims(per_seed, claims: dict, pre: dict, stop_train_acc: float) -> list[dict]:
-    """Claims S1-S4 from one row per seed (columns ``PER_SEED``).
-
-    claims: the block's ``claims`` ({S1, S2, S4: {margin_pp}, S3: {margin_ratio}}); pre: its
-    ``preconditions`` ({baseline_train_acc_min_pp}). Every claim needs phase 1 to have stopped
-    at its training-accuracy threshold in every seed (else SWAP's protocol did not run); S1
-    needs SB converged, S2 LB converged. S3 compares training-loop time (the engine's clock:
-    no interpreter start-up or data load), the job time is shown beside it.
-    """
-    import numpy as np
-
-    from ..stats import claim_row, decide, decide_one_sample, describe
-    from .hoffer import non_inferior
-
-    missing = set(PER_SEED) - set(per_seed.columns)
-    if missing:
-        raise ValueError(f"swap claims: per-seed table lacks {sorted(missing)}")
-    stops = list(per_seed.p1_stop)
-    p1_ok = all(s == "train_acc" for s in stops)
-    p1 = (p1_ok, f"phase 1 stopped at {100 * stop_train_acc:g}% train accuracy in every seed: "
-                 + ("yes" if p1_ok else f"NO (stop reasons: {', '.join(map(str, stops))})"))
-    lo = float(pre["baseline_train_acc_min_pp"])
-
-    def converged(name, col):
-        m = float(np.nanmean(per_seed[col]))
-        ok = bool(np.isfinite(m) and m >= lo)
-        return ok, f"{name} converged (final train accuracy >= {lo:g}%): {m:.1f}% {'yes' if ok else 'NO'}"
-
-    def pre_of(*checks):
-        return {"precondition_ok": all(ok for ok, _ in checks), "precondition": "; ".join(t for _, t in checks)}
-
-    s = per_seed
-    m1 = float(claims["S1"]["margin_pp"])
-    m2 = float(claims["S2"]["margin_pp"])
-    m3 = float(claims["S3"]["margin_ratio"])
-    m4 = float(claims["S4"]["margin_pp"])
-    ratio = (s.loop_parallel / s.loop_sb).to_numpy(float)
-    d3 = decide_one_sample(ratio, "less", 1.0, m3)
-    d3["ours"] = (f"training loop (s): SWAP {describe(s.loop_parallel, 1)} vs SB {describe(s.loop_sb, 1)}, "
-                  f"ratio {describe(ratio, 2)}; job time (s), not decided on: SWAP {describe(s.t_parallel, 1)} vs "
-                  f"SB {describe(s.t_sb, 1)}, ratio {describe(s.t_parallel / s.t_sb, 2)}")
-    def named(d, a, b, col_a, col_b):
-        d["ours"] = f"{a} {describe(s[col_a])} vs {b} {describe(s[col_b])}"
-        return d
-
-    d4 = decide_one_sample((s.swap_acc - s.best_worker_acc).to_numpy(float), "greater", 0.0, m4)
-    d4["ours"] = (f"SWAP {describe(s.swap_acc)} vs best worker {describe(s.best_worker_acc)}; SWAP ahead in "
-                  f"{int((s.swap_acc > s.best_worker_acc).sum())} of {len(s)} seeds")
-    return [
-        claim_row("S1", "SWAP generalises as well as small-batch training (SB).", "final test accuracy (%), SWAP vs SB",
-                  named(non_inferior(s.swap_acc, s.sb_acc, m1), "SWAP", "SB", "swap_acc", "sb_acc"),
-                  rule=f"non-inferiority: Welch one-sided SWAP > SB - {m1:g} points; against: SWAP more than "
-                       f"{m1:g} points below SB", paper="claim only: 'generalize equally well as those trained "
-                  "with small mini-batches'", paper_source=SOURCE, **pre_of(p1, converged("SB", "sb_train"))),
-        claim_row("S2", "SWAP generalises better than large-batch training (LB) of the same epoch budget.",
-                  "final test accuracy (%), SWAP vs LB",
-                  named(decide(s.swap_acc, s.lb_acc, "greater", m2), "SWAP", "LB", "swap_acc", "lb_acc"),
-                  rule=f"Welch one-sided SWAP > LB; against: reverse test or equivalence within ±{m2:g} points",
-                  paper="claim only (table values not available to us)", paper_source=SOURCE,
-                  **pre_of(p1, converged("LB", "lb_train"))),
-        claim_row("S3", "SWAP takes less time than SB when the workers run in parallel.",
-                  "training-loop time: (phase 1 + slowest worker + averaging) / SB, per seed", d3,
-                  rule=f"one-sample t-test of the per-seed time ratio < 1; against: > 1, or within 1 ± {m3:g}",
-                  paper="claim only: 'substantially shorter time'", paper_source=SOURCE, **pre_of(p1)),
-        claim_row("S4", "The averaged model is more accurate than every single worker.",
-                  "test accuracy (%): SWAP minus the best worker, per seed", d4,
-                  rule=f"one-sample t-test of the per-seed difference > 0; against: < 0, or within ±{m4:g} points",
-                  paper="claim only (Fig. 1 curves)", paper_source=SOURCE_FIG1, **pre_of(p1)),
-    ]
+# --------------------------------------------------------------------------- jobs
+def average_job(seed: int) -> str:
+    """Name of the phase-3 job of ``seed`` (also its benchmark file's name)."""
+    return f"swap_average_{seed}"
 
 
-def phase1_sanity(per_seed) -> dict:
-    """Sanity check, not a claim: SWAP against its own phase-1 model (stopped part-way through
-    its learning-rate schedule, so a gain is expected by construction). Paired per seed."""
-    from ..stats import decide_one_sample
+def jobs(view: View) -> list[Job]:
+    """Phase 3 per seed, then the analysis of the averaged models (k-worker curve, loss plane)."""
+    rows, block = view.rows, view.block
+    seeds = seeds_in(rows)
+    workers = {s: worker_runs(rows, s) for s in seeds}
+    data = view.data_file(workers[seeds[0]][0])
+    bn_batch = block.get("bn_batch", block["small_batch"])
+    models = lambda ids: [paths.run_file(r, "model.pt") for r in ids]  # noqa: E731
+    averages = [Job(
+        name=average_job(s), script="swap_average.py",
+        input={"data": data, "workers": models(workers[s])},
+        output={"metrics": paths.paper_file(KEY, "average", f"{s}.json"),
+                "model": paths.paper_file(KEY, "average", f"{s}.pt")},
+        params={"seed": s, "workers": workers[s], "phase1": run_of(rows, "phase1", s),
+                "spec": view.runs[workers[s][0]], "bn_batch": bn_batch},
+    ) for s in seeds]
+    analysis = Job(
+        name="swap_analysis", script="swap_analysis.py",
+        input={"data": data, "phase1": models(run_of(rows, "phase1", s) for s in seeds),
+               "workers": models(r for s in seeds for r in workers[s]),
+               "averages": [j.output["model"] for j in averages]},
+        output={name: paths.paper_file(KEY, "analysis", f"{stem}.csv")
+                for name, stem in (("curve", "average_curve"), ("plane", "plane"), ("points", "plane_points"))},
+        params={"seeds": seeds, "workers": workers, "spec": view.runs[workers[seeds[0]][0]],
+                "bn_batch": bn_batch, "plane": block.get("plane", {})},
+    )
+    return [*averages, analysis]
 
-    return decide_one_sample((per_seed.swap_acc - per_seed.p1_acc).to_numpy(float), "greater", 0.0, 0.0)
+
+def inputs(view: View) -> dict:
+    """The section's inputs besides the runs: phase 3's metrics and job times, every run's
+    training-job time (one file per run id, in plan order; a pack's file for a packed run,
+    and those files again as ``pack_benchmarks``: a pack's time is not one run's) and the
+    analysis tables."""
+    *averages, analysis = jobs(view)
+    runs = [view.train_benchmark(r) for r in view.ids]
+    return {
+        "averages": [j.output["metrics"] for j in averages],
+        "average_benchmarks": [paths.benchmark_file(KEY, j.name) for j in averages],
+        "run_benchmarks": runs,
+        "pack_benchmarks": sorted({f for r, f in zip(view.ids, runs) if view.pack_of(r)}),
+        **analysis.output,
+    }
 
 
-# TODO(issue 15 port): outputs with captions, analysis jobs and section inputs
-from .base import Paper as _Paper  # noqa: E402
+# --------------------------------------------------------------------------- the section
+OUTPUTS = [
+    Table("summary", "Final train and test accuracy and time, mean ± sd over seeds (phase 2: over every worker of "
+          "every seed). For SWAP, epochs and times follow the critical path: phase 1 + slowest worker + averaging. "
+          "Training-loop time: the engine's own clock (evaluations included, no start-up); job time: the "
+          "Snakemake benchmark of each job, start-up and data load included (a run trained in a pack with other "
+          "runs has no job of its own: its training-loop time stands in). Other jobs shared the machine."),
+    Table("times", "Time per seed in seconds: job times (Snakemake benchmarks) and, in the last two columns, "
+          "training-loop times. SWAP in parallel = phase 1 + slowest worker + averaging; one after another = "
+          "phase 1 + every worker + averaging (one machine)."),
+    Table("sanity", "A sanity check, not a claim: phase 1 stops part-way through its learning-rate schedule, at the "
+          "{stop_pct:g}% training-accuracy threshold, so phases 2 and 3 are expected to improve on it by "
+          "construction; a loss here would mean the pipeline is broken."),
+    Figure("test_accuracy", "Left: test accuracy over training for one seed (y axis zoomed on the end of training): "
+           "phase 1 (the large-batch LB run stopped at the training-accuracy threshold), the phase-2 workers "
+           "continuing from it with the small batch, and the averaged model of phase 3 (star), with the small- and "
+           "large-batch (SB, LB) baselines (phase 1 is the LB run stopped early, so the two curves coincide until "
+           "phase 1 ends). Right: test accuracy of the average of the first k workers (BN statistics recomputed), "
+           "mean ± sd over seeds; k = 1 is worker 1 with recomputed statistics.",
+           label="test accuracy over training"),
+    Figure("accuracy_time", "Test accuracy against training-loop time (the engine's clock, no start-up): the SB and "
+           "LB baselines, SWAP phase 1 and its workers (started together when phase 1 ends, as on parallel "
+           "machines), the averaged model at phase 1 + slowest worker + averaging; markers: where the other seeds' "
+           "SB and SWAP runs ended. The paper's time values were not available to us, so none are drawn."),
+    Figure("loss_plane", "Training loss and test error on the plane through the phase-1 model, one phase-2 worker "
+           "(worker 1) and the SWAP average (seed {seed}), as the paper's loss-plane plots; at each grid point the "
+           "BatchNorm statistics are recomputed on the training data before evaluating. Axes in units of "
+           "weight-space distance.", label="loss plane"),
+]
 
-PAPER = _Paper(key="swap", title=TITLE, category="5 SWAP (Gupta et al. 2020)", plan=plan, outputs=[])
+PAPER = Paper(key=KEY, title=TITLE, category="5 SWAP (Gupta et al. 2020)", plan=plan, outputs=OUTPUTS,
+              jobs=jobs, inputs=inputs)
