@@ -1,54 +1,49 @@
-"""The batch-size baseline's claims: decided by largebatch.stats, inconclusive when the arms do
-not fit the training set about equally well (an optimisation gap is not a generalisation gap)."""
+"""The batch-size baseline's declaration: its run plan (SB and LB arms, every seed, the same
+spec but the batch size; a spec that equals Keskar's F1 runs is trained once) and its
+section's tables and figures. Its claims are tested in test_analysis_baseline.py."""
 
-import numpy as np
-import pandas as pd
+import copy
 
-from largebatch.experiments import baseline as B
-from largebatch.stats import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, finalize_claims
+import yaml
 
-BLOCK = {"run": {"epochs": 20}, "similar_train_acc_pp": 2.0,
+from largebatch.experiments import build_plan, build_registry
+
+BLOCK = {"run": {"dataset": "mnist1d", "model": "mlp", "width": 16, "depth": 2, "optimizer": "adam", "lr": 0.001,
+                 "epochs": 2},
+         "small_batch": 24, "large_batch": 120, "seeds": [0, 1, 2], "similar_train_acc_pp": 2.0,
          "claims": {"B1": {"margin_pp": 0.22}, "B2": {"margin_pp": 0.22}}}
 
 
-def runs(train=(0.97, 0.97), test=(0.80, 0.76), n=5, stop="budget", seed=0, noise=0.003):
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame([{"arm": arm, "seed": s, "stop_reason": stop, "batch_size": b,
-                          "train_acc": train[i] + 0.001 * rng.standard_normal(),
-                          "test_acc": test[i] + noise * rng.standard_normal()}
-                         for i, (arm, b) in enumerate((("SB", 64), ("LB", 1600))) for s in range(n)])
+def config(block=BLOCK, papers=("baseline",)):
+    return {"scale": "s", "papers": list(papers), "packing": {"job_seconds": 0},
+            "scales": {"s": {"gpu": False, "datasets": {"mnist1d": {"kind": "mnist1d", "num_samples": 1500}},
+                             "baseline": copy.deepcopy(block)}}}
 
 
-def verdicts(df):
-    return {r["id"]: r for r in finalize_claims(B.claims(df, BLOCK))}
+def test_plan_has_both_arms_at_every_seed_differing_only_in_the_batch():
+    runs, tables = build_registry(config())
+    rows = tables["baseline"]
+    assert [(r["arm"], r["batch_size"], r["seed"]) for r in rows] == [
+        (a, b, s) for a, b in (("SB", 24), ("LB", 120)) for s in (0, 1, 2)]
+    by = {(r["arm"], r["seed"]): runs[r["run"]] for r in rows}
+    for s in (0, 1, 2):
+        sb, lb = by[("SB", s)], by[("LB", s)]
+        assert {k for k in sb if sb[k] != lb[k]} == {"batch_size"}
 
 
-def test_a_gap_at_equal_train_accuracy_is_reproduced():
-    rows = verdicts(runs())
-    assert rows["B1"]["verdict"] == REPRODUCED and rows["B2"]["verdict"] == REPRODUCED
-    assert rows["B1"]["precondition_ok"] and rows["B1"]["effect"] < -3  # percentage points
+def test_declaration_has_no_jobs_and_its_two_items():
+    plan = build_plan(config())
+    assert plan.jobs["baseline"] == []
+    outs = {o.name: o for o in plan.outputs["baseline"]}
+    assert {n: o.kind for n, o in outs.items()} == {"summary": "table", "learning_curves": "figure"}
+    assert outs["learning_curves"].label == "learning curves" and not outs["summary"].fields
+    assert plan.sections["baseline"].output["summary"] == "results/baseline/tables/summary.csv"
 
 
-def test_an_underfit_large_batch_is_inconclusive_not_reproduced():
-    # issue 16: LB at 88% train accuracy against SB at 97% says nothing about generalisation
-    rows = verdicts(runs(train=(0.97, 0.88)))
-    assert {r["verdict"] for r in rows.values()} == {INCONCLUSIVE}
-    assert "within 2 pp: failed: train accuracy SB 97" in rows["B1"]["precondition"]
-
-
-def test_equal_arms_are_not_reproduced_and_a_diverged_run_blocks_the_verdict():
-    equal = runs(test=(0.80, 0.80), noise=0.0005)
-    assert verdicts(equal)["B1"]["verdict"] == NOT_REPRODUCED  # within ±0.22 pp (TOST)
-    diverged = runs()
-    diverged.loc[0, "stop_reason"] = "diverged"
-    row = verdicts(diverged)["B1"]
-    assert row["verdict"] == INCONCLUSIVE and "SB: 1 of 5 runs stopped by divergence" in row["precondition"]
-
-
-def test_with_a_patience_rule_a_capped_run_blocks_the_verdict():
-    # a baseline trained like Keskar et al. (until the loss stops improving) must stop by patience
-    capped = runs(stop="patience")
-    capped.loc[capped.arm == "LB", "stop_reason"] = "budget"
-    row = finalize_claims(B.claims(capped, {**BLOCK, "run": {"patience": 5, "steps": 1000}}))[0]
-    assert row["verdict"] == INCONCLUSIVE and "LB: 5 of 5 runs stopped by the update cap" in row["precondition"]
-    assert verdicts(capped)["B1"]["verdict"] == REPRODUCED  # a fixed budget is the protocol there
+def test_at_the_cpu_and_mnist_scales_the_baseline_shares_keskars_f1_runs():
+    cfg = yaml.safe_load(open("config.yaml"))
+    for scale in ("cpu", "mnist"):
+        runs, tables = build_registry({**cfg, "scale": scale, "papers": ["baseline", "keskar"]})
+        base = {r["run"] for r in tables["baseline"]}
+        f1 = {r["run"] for r in tables["keskar"] if r["main"] and r["network"] == "F1"}
+        assert base == f1, scale
