@@ -15,31 +15,26 @@ steps ``T(B)`` each run needs to reach fixed train- and test-loss thresholds, th
 
 Beyond the paper, the gradient noise scale ``B_simple`` of McCandlish et al. (2018) is
 measured on the smallest-batch run's weights at the step where it reaches each threshold
-(short "snapshot" runs replay the same trajectory; CPU training is deterministic) and
-compared with the measured critical batch; easier/harder/smaller variants of the data test
-whether the critical batch follows data complexity more than data size.
+(short "snapshot" runs replay the same trajectory; CPU training is deterministic; job
+``golmant_noise``) and compared with the measured critical batch; easier/harder/smaller
+variants of the data test whether the critical batch follows data complexity more than
+data size.
 
-Everything here is pure Python/numpy/pandas except :func:`measure_noise` (imports torch
-lazily), so Snakemake can import the module to plan runs without loading torch.
+This module is the planning and the declaration (the Snakefile imports it at parse time, so
+it imports no numpy, pandas or torch); the analysis is in ``largebatch.analysis.golmant``
+(curves), ``golmant_claims``, ``golmant_evidence`` (figures and tables) and
+``golmant_noise`` (the noise-scale measurement).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Sequence
-
-import numpy as np
-import pandas as pd
+from .. import paths
+from .base import Figure, Job, Paper, Table, View, dataset_sizes, seeds_of
 
 TITLE = "Golmant et al. 2018: the critical batch size"
 
 #: labels of the learning-rate rules (config: strategies.<name>.lr_scaling)
 RULE_LABELS = {"none": "fixed LR", "linear": "LSR (linear)", "sqrt": "SRSR (square root)"}
-#: the three regimes are told apart by the local scaling exponent alpha of the speed-up
-#: (S ~ B^alpha between neighbouring batch sizes): alpha >= LINEAR is near-linear scaling,
-#: PLATEAU <= alpha < LINEAR diminishing returns, alpha < PLATEAU no real gain (a plateau).
-LINEAR_ALPHA = 0.75
-PLATEAU_ALPHA = 0.15
 #: classes per dataset kind (config ``datasets.<name>.kind``): the chance loss is ln(classes)
 CLASSES = {"mnist1d": 10, "mnist": 10, "cifar10": 10, "cifar100": 100}
 #: The paper's published findings used beside ours, with where they are stated.
@@ -55,9 +50,22 @@ PUBLISHED = {
     "GX1": ("B_crit ~ B_noise, and B_simple approximates B_noise",
             "McCandlish et al. 2018, An Empirical Model of Large-Batch Training"),
 }
-#: per-step cost of the MLP in "equivalent samples" (measured on CPU: ~0.6 ms per step of
-#: overhead vs ~2 us per sample), used only to balance packs
-STEP_OVERHEAD_SAMPLES = 300
+#: The paper's protocol, aspect -> (what the paper does, where it says so), for the section's
+#: protocol table (paper vs ours). The paper's Table 1 (per-model details) was not available
+#: to us; nothing here is taken from it. There is no official code.
+PROTOCOL = {
+    "data": ("CIFAR-10, Cityscapes, WikiText-2; MNIST and SVHN for complexity; CIFAR-10 and SVHN at "
+             "100/50/25% for size", "Golmant et al. 2018, main text, experimental setup"),
+    "network": ("ResNets, MobileNetV2, AlexNet, DRN-D-22, LSTM", "Golmant et al. 2018, main text"),
+    "measure": ("iterations to reach a training-loss threshold", "Golmant et al. 2018, main text, the metric k_eps(m)"),
+    "threshold": ("the lowest-quartile loss reached by the largest batch", "Golmant et al. 2018, main text"),
+    "batch sizes": ("powers of two up to the capacity of current systems",
+                    "Golmant et al. 2018, abstract and main text"),
+    "lr strategies": ("fixed (BLR), LSR with warm-up, SRSR, training longer", "Golmant et al. 2018, main text"),
+    "cost": ("iterations x work per iteration", "Golmant et al. 2018, main text"),
+}
+#: the table of gradient noise scales the job ``golmant_noise`` writes (one row per checkpoint)
+NOISE_FILE = paths.paper_file("golmant", "noise.csv")
 
 
 # ----------------------------------------------------------------------------- planning
@@ -78,46 +86,11 @@ def warmup_epochs(warmup_steps: int, batch_size: int, n_train: int) -> float:
     return warmup_steps / (n_train // batch_size) if warmup_steps else 0.0
 
 
-def _cost(spec: dict) -> float:
-    return spec["steps"] * (spec["batch_size"] + STEP_OVERHEAD_SAMPLES)
-
-
-def assign_packs(rows: list[tuple[dict, dict]], n_packs: int) -> None:
-    """Label every run with a pack of similar estimated cost (longest-first greedy).
-
-    Runs of one batch size stay together (a pack can then be vectorised over its runs),
-    unless that batch size alone costs more than an average pack: it is then split by seed.
-    """
-    groups: dict[tuple, float] = {}
-    for _, spec in rows:
-        key = (spec["batch_size"],)
-        groups[key] = groups.get(key, 0.0) + _cost(spec)
-    mean = sum(groups.values()) / n_packs
-    for (b,), cost in list(groups.items()):
-        if cost > mean:
-            del groups[(b,)]
-            for _, spec in rows:
-                if spec["batch_size"] == b:
-                    key = (b, spec["seed"])
-                    groups[key] = groups.get(key, 0.0) + _cost(spec)
-    load = [0.0] * n_packs
-    members: list[list[tuple]] = [[] for _ in range(n_packs)]
-    for key, cost in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0])):
-        i = int(np.argmin(load))
-        load[i] += cost
-        members[i].append(key)
-    name = {}
-    for i, group in enumerate(members):
-        for key in group:
-            name[key] = f"p{i}-b" + "-".join(dict.fromkeys(str(k[0]) for k in sorted(group)))
-    for labels, spec in rows:
-        key = (spec["batch_size"], spec["seed"])
-        labels["pack"] = name.get(key) or name[(spec["batch_size"],)]
-
-
 def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
-    from . import dataset_sizes, seeds_of
+    """The sweep (every data role x strategy x batch size x seed) and the snapshot runs.
 
+    Which runs share a training job is the packing policy's choice (``largebatch.packing``),
+    not the plan's."""
     sizes = dataset_sizes(scale)
     base = dict(block["run"])
     steps = block["steps"]
@@ -157,8 +130,6 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
                 labels = {"kind": "snapshot", "data": role, "dataset": name, "strategy": "fixed",
                           "batch_size": b0, "seed": seed, "frac": frac}
                 runs.append((labels, spec))
-    if block.get("packs"):
-        assign_packs(runs, int(block["packs"]))
     return runs
 
 
@@ -177,201 +148,86 @@ def noise_points(rows: list[dict]) -> list[dict]:
     return [points[k] for k in sorted(points)]
 
 
-def measure_noise(points: list[dict], data_files: dict[str, str], specs: dict[str, dict], noise: dict,
-                  device: str = "cpu", log=print) -> pd.DataFrame:
-    """B_simple (McCandlish et al.) of each checkpoint's weights on its training set.
-
-    The model is evaluated in eval mode (BatchNorm running statistics; no dropout), with the
-    unbiased two-batch estimator of ``largebatch.noise.gradient_noise_stats``.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from ..data import load_dataset
-    from ..models import build_model
-    from ..noise import gradient_noise_stats
-    from ..train import load_weights
-
-    cache = {}
-    rows = []
-    for p in points:
-        name = p["dataset"]
-        if name not in cache:
-            cache[name] = load_dataset(data_files[name], device)
-        data = cache[name]
-        spec = specs[p["run"]]
-        model = build_model(spec, data.input_shape, data.num_classes).to(device)
-        model.load_state_dict(load_weights(f"results/runs/{p['run']}/model.pt", device))
-        model.eval()
-        x, y = data.x_train, data.y_train
-        b_big = min(noise["b_big"], len(y))
-        stats = gradient_noise_stats(model, F.cross_entropy, x, y, b_small=noise["b_small"], b_big=b_big,
-                                     n_estimates=noise["n_estimates"], seed=noise.get("seed", 0))
-        with torch.no_grad():
-            loss = float(F.cross_entropy(model(x[:4096]), y[:4096]))
-        rows.append({**p, "step": spec["steps"], "train_loss_sample": loss, **stats})
-        log(f"{p['data']} seed {p['seed']} frac {p['frac']}: B_simple = {stats['b_simple']:.1f}")
-    return pd.DataFrame(rows)
+# ----------------------------------------------------------------------------- declaration
 
 
-# ----------------------------------------------------------------------------- analysis
+def jobs(view: View) -> list[Job]:
+    """One job measures B_simple on every B0 checkpoint (``workflow/scripts/golmant_noise.py``):
+    ``input.models`` lines up with ``params.points``, ``input.data`` with ``params.datasets``."""
+    points = noise_points(view.rows)
+    datasets = sorted({p["dataset"] for p in points})
+    return [Job(
+        name="golmant_noise",
+        script="golmant_noise.py",
+        input={"models": [paths.run_file(p["run"], "model.pt") for p in points],
+               "data": [paths.data_file(d) for d in datasets]},
+        output={"noise": NOISE_FILE},
+        params={"points": points, "datasets": datasets, "specs": {p["run"]: view.runs[p["run"]] for p in points},
+                "noise": view.block["noise"]},
+    )]
 
 
-def reference_thresholds(ref: pd.DataFrame, fracs: Sequence[float], steps: int,
-                         metrics: Sequence[str] = ("train_loss", "test_loss")) -> pd.DataFrame:
-    """Loss thresholds of one dataset, fixed from its smallest-batch (B0) runs.
-
-    For each metric and fraction ``f``: the threshold is the largest over seeds of the
-    lowest value a B0 run reaches within its first ``f * steps`` steps, so every B0 seed
-    reaches it by then.  ``ref`` holds the B0 histories (columns seed, step, metrics).
-    """
-    out = []
-    for metric in metrics:
-        for f in sorted(fracs):
-            limit = f * steps
-            per_seed = [g.loc[g.step <= limit + 1e-9, metric].min() for _, g in ref.groupby("seed")]
-            out.append({"metric": metric, "frac": f, "ref_step": int(round(limit)),
-                        "threshold": float(np.nanmax(per_seed))})
-    return pd.DataFrame(out)
+def inputs(view: View) -> dict:
+    return {"noise": NOISE_FILE}
 
 
-def steps_table(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], thresholds: pd.DataFrame) -> pd.DataFrame:
-    """Steps to each threshold of every sweep run: one row per (run, metric, frac).
-
-    ``steps`` is +inf when the run never reached the threshold within its budget (or
-    diverged first); ``reached`` says which.  ``thresholds`` has columns dataset, metric,
-    frac, threshold.
-    """
-    from ..scaling import steps_to_threshold
-
-    rows = []
-    for r in runs.itertuples(index=False):
-        h = histories[r.run]
-        for t in thresholds[thresholds.dataset == r.dataset].itertuples(index=False):
-            s = steps_to_threshold(h, t.metric, t.threshold)
-            rows.append({**r._asdict(), "metric": t.metric, "frac": t.frac, "threshold": t.threshold,
-                         "steps": s if math.isfinite(s) else math.inf, "reached": math.isfinite(s)})
-    return pd.DataFrame(rows)
-
-
-def scaling_exponents(batch_sizes, steps) -> np.ndarray:
-    """Local exponent alpha_k of the speed-up between neighbouring batch sizes:
-    ``S ~ B^alpha``, i.e. alpha = log(T_{k-1}/T_k) / log(B_k/B_{k-1}).  A run that never
-    reached the threshold (T = inf) after a finite one gives -inf (no gain)."""
-    b = np.asarray(batch_sizes, dtype=float)
-    t = np.asarray(steps, dtype=float)
-    order = np.argsort(b)
-    b, t = b[order], t[order]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = np.log(t[:-1] / t[1:]) / np.log(b[1:] / b[:-1])
-    alpha = np.where(np.isinf(t[1:]) & np.isfinite(t[:-1]), -np.inf, alpha)
-    return alpha
-
-
-def regimes(batch_sizes, steps) -> dict:
-    """The three regimes of Golmant et al. on one steps-to-threshold curve.
-
-    * near-linear: the first doubling from B0 scales near-linearly (alpha_1 >= LINEAR_ALPHA);
-    * diminishing returns: some later interval gains, but sub-linearly
-      (PLATEAU_ALPHA <= alpha < LINEAR_ALPHA);
-    * plateau: the last interval (largest batches) gains nothing real
-      (alpha < PLATEAU_ALPHA, including a run that never reached the threshold).
-    """
-    alpha = scaling_exponents(batch_sizes, steps)
-    ok = alpha.size >= 2 and np.isfinite(np.asarray(steps, dtype=float)[np.argmin(batch_sizes)])
-    near = bool(ok and alpha[0] >= LINEAR_ALPHA)
-    dim = bool(ok and np.any((alpha[1:] >= PLATEAU_ALPHA) & (alpha[1:] < LINEAR_ALPHA)))
-    plateau = bool(ok and not (alpha[-1] >= PLATEAU_ALPHA))  # NaN (inf -> inf) counts as no gain
-    return {"alpha": alpha, "near_linear": near, "diminishing": dim, "plateau": plateau,
-            "three_regimes": near and dim and plateau}
-
-
-def curve_stats(batch_sizes, steps, efficiency: float = 0.5) -> dict:
-    """Critical batch (and whether it is only a lower bound) of one steps curve."""
-    from ..scaling import critical_batch_size
-
-    b = np.asarray(batch_sizes, dtype=float)
-    t = np.asarray(steps, dtype=float)
-    order = np.argsort(b)
-    b, t = b[order], t[order]
-    bstar = critical_batch_size(b, t, efficiency)
-    if math.isnan(bstar) and t.size >= 2 and np.isfinite(t[0]) and np.isinf(t[1]):
-        # only B0 reached the threshold: critical_batch_size needs two finite points, but its
-        # definition (efficiency 0 for never reached, log2 interpolation) gives this crossing
-        bstar = float(2.0 ** (math.log2(b[0]) + (1 - efficiency) * (math.log2(b[1]) - math.log2(b[0]))))
-    finite = np.isfinite(t)
-    lower = False
-    if finite.sum() >= 2 and finite[0]:
-        with np.errstate(divide="ignore"):
-            eff = b[0] * t[0] / (b * t)
-        lower = bool(np.all(eff >= efficiency))
-    return {"b_crit": bstar, "lower_bound": lower}
-
-
-def mean_curve(df: pd.DataFrame) -> pd.DataFrame:
-    """Geometric mean over seeds of the steps per batch size (+inf if any seed never got there)."""
-    def gmean(s):
-        v = s.to_numpy(dtype=float)
-        return math.inf if np.any(~np.isfinite(v)) else float(np.exp(np.mean(np.log(np.maximum(v, 1e-12)))))
-
-    return df.groupby("batch_size", as_index=False)["steps"].agg(gmean).sort_values("batch_size")
-
-
-# ----------------------------------------------------------------------------- claim helpers
-
-
-def chance_loss(kind: str) -> float:
-    """Cross-entropy of a uniform guess, ln(classes), for a dataset kind."""
-    if kind not in CLASSES:
-        raise ValueError(f"dataset kind {kind!r}: its number of classes is unknown; add it to "
-                         f"largebatch.experiments.golmant.CLASSES (known: {sorted(CLASSES)})")
-    return math.log(CLASSES[kind])
-
-
-def learnt(status: str, final_train_loss: float, chance: float, no_learning: float) -> bool:
-    """False for a run that did not learn: it diverged, or its final training loss is at least
-    ``no_learning`` x the chance loss.  Such a run is flagged, never counted as a plateau."""
-    return status == "ok" and math.isfinite(final_train_loss) and final_train_loss < no_learning * chance
-
-
-def learning_curve(batch_sizes, steps, learning) -> tuple[np.ndarray, np.ndarray, float]:
-    """A steps curve cut before the first batch size whose run did not learn.
-
-    Returns (batch sizes, steps, the first batch size that did not learn or NaN).  Points past
-    that batch size say nothing about the plateau (a run at chance loss is a failed run, not a
-    run that gained nothing from its batch size)."""
-    b = np.asarray(batch_sizes, dtype=float)
-    t = np.asarray(steps, dtype=float)
-    ok = np.asarray(learning, dtype=bool)
-    order = np.argsort(b)
-    b, t, ok = b[order], t[order], ok[order]
-    bad = np.flatnonzero(~ok)
-    if bad.size:
-        return b[: bad[0]], t[: bad[0]], float(b[bad[0]])
-    return b, t, float("nan")
-
-
-def censored(steps, cap: int) -> np.ndarray:
-    """Steps with 'never reached' (+inf) counted as twice the step cap: a finite stand-in that
-    understates how slow such a run is (so tests of 'no gain' are conservative)."""
-    t = np.asarray(steps, dtype=float)
-    return np.where(np.isfinite(t), t, 2.0 * cap)
-
-
-def exponent_summary(batch_sizes, steps, cap: int) -> dict:
-    """First and last local scaling exponents of a (learning) curve, with never-reached
-    steps censored at twice the cap, and the exponent of every interval at its log2
-    mid-point (for the trend)."""
-    b = np.asarray(batch_sizes, dtype=float)
-    if b.size < 3:
-        return {"alpha_first": np.nan, "alpha_last": np.nan, "mid_log2": np.array([]), "alpha": np.array([])}
-    t = censored(steps, cap)
-    alpha = scaling_exponents(b, t)
-    mid = (np.log2(b[1:]) + np.log2(b[:-1])) / 2
-    return {"alpha_first": float(alpha[0]), "alpha_last": float(alpha[-1]), "mid_log2": mid, "alpha": alpha}
-
-
-# TODO(issue 15 port): outputs with captions, analysis jobs and section inputs
-from .base import Paper as _Paper  # noqa: E402
-
-PAPER = _Paper(key="golmant", title=TITLE, category="4 Golmant 2018", plan=plan, outputs=[])
+PAPER = Paper(
+    key="golmant",
+    title=TITLE,
+    category="4 Golmant 2018",
+    plan=plan,
+    jobs=jobs,
+    inputs=inputs,
+    outputs=[
+        Figure("threshold_curves",
+               "Where the train-loss thresholds lie: training loss of the smallest-batch runs per data set (log step "
+               "axis), the threshold for each budget fraction f, the chance loss and the eligibility bar. A threshold "
+               "above the bar (dashed) measures early progress only; claims are not decided on it."),
+        Figure("steps_to_threshold",
+               "Steps to each train- and test-loss threshold vs batch size on '{dataset}' (log-log), one panel per "
+               "learning-rate strategy (fixed lr, linear scaling with warm-up LSR, square-root scaling SRSR) and loss: "
+               "lines, geometric mean over seeds; dots, single seeds; dotted, perfect scaling from the smallest batch; "
+               "dashed, the {steps}-step cap; x, never reached by some seed within the cap; squares, some seed did not "
+               "learn (final train loss at chance). Legend: threshold and its ratio to the chance loss.",
+               label="steps to threshold vs batch size"),
+        Figure("speedup",
+               "Speed-up S(B) = T(B0)/T(B) over the smallest batch vs batch size (log-log), one panel per "
+               "learning-rate strategy, seed-mean curves; colour: budget fraction f of the threshold; solid: "
+               "train-loss, dashed: test-loss thresholds; black: perfect scaling B/B0; vertical lines: the critical "
+               "batch B* of each curve (where the scaling efficiency falls to 0.5). Points never reached or not "
+               "learnt are left out.", label="speed-up vs batch size"),
+        Figure("cost",
+               "Total cost to each threshold, B·T(B) examples in epochs of the training set, vs batch size "
+               "(log-log), seed-mean curves, one line per strategy and threshold. Perfect scaling is flat; growth "
+               "past the critical batch is the computational inefficiency of large batches.",
+               label="total cost vs batch size"),
+        Figure("data_complexity",
+               "{strategy} speed-up curves on the standard data, its easier and harder variants (same size) and a "
+               "smaller training set (training samples in brackets); solid vertical: measured B*, dotted: the B* "
+               "predicted by the gradient noise scale; '+': lower bound; dashed curve: its threshold is above the "
+               "eligibility bar.", label="data complexity and size"),
+        Figure("noise_prediction",
+               "Beyond Golmant et al.: the critical batch predicted by McCandlish et al.'s gradient noise scale, "
+               "B_simple + 2·B0 (B_simple measured on the smallest-batch weights at each threshold), against the "
+               "measured critical batch, one point per data set and train-loss threshold (larger marker: later "
+               "threshold); open markers: threshold above the eligibility bar (not used by claim GX1).",
+               label="noise scale vs critical batch"),
+        Table("curve_summary",
+              "One row per data set, strategy and loss: the thresholds (for f = {fracs}, as a multiple of the chance "
+              "loss), the critical batch of each seed-mean curve ('+': lower bound, efficiency never fell below 0.5), "
+              "the largest speed-up over B0, the mean first and last local scaling exponents, and the first batch "
+              "size at which some seed did not learn."),
+        Table("thresholds",
+              "Loss thresholds per data set: the loss every B0 seed reaches within f x {steps} steps, its ratio to "
+              "the chance loss, and whether claims use it (at most {maxf:g} x chance)."),
+        Table("steps",
+              "Steps to each threshold on '{dataset}', mean ± sd over seeds (k/n reached: only k of n seeds reached "
+              "it within {steps} steps, or learnt at all)."),
+        Table("noise_scale",
+              "B_simple of the B0 weights after the step budget of each threshold (geometric mean and sd over "
+              "seeds), with the train loss there (first 4,096 training samples)."),
+        Table("critical_batch",
+              "Full per-curve table (secondary): the critical batch of every seed-mean curve, the mean ± sd of the "
+              "per-seed critical batches, and the noise-scale prediction."),
+    ],
+)

@@ -1,0 +1,392 @@
+"""Golmant et al. 2018 analysis: loss thresholds, steps to them, and every curve's regimes and
+critical batch.
+
+The section notebook (``workflow/notebooks/golmant.py``) runs the pipeline in order:
+:func:`setup` (what the config block fixes), :func:`sweep_runs`, :func:`threshold_table`,
+:func:`steps_to_thresholds`, :func:`seed_curves`, :func:`mean_curves`, :func:`noise_summary`
+and :func:`with_prediction`, and hands the :class:`Results` to the claims
+(``golmant_claims``) and the figures and tables (``golmant_evidence``).
+
+Conventions (as in ``largebatch.scaling``): ``+inf`` steps mean a run never reached the
+threshold within its budget; a run that did not learn (diverged, or final train loss at
+chance) reaches nothing and cuts its curve (:func:`learning_curve`), so it is never counted as
+the plateau.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..experiments.base import dataset_sizes
+from ..experiments.golmant import CLASSES, RULE_LABELS
+from ..scaling import critical_batch_size, speedup_table, steps_to_threshold
+from ..stats import mean_std
+
+#: the three regimes are told apart by the local scaling exponent alpha of the speed-up
+#: (S ~ B^alpha between neighbouring batch sizes): alpha >= LINEAR is near-linear scaling,
+#: PLATEAU <= alpha < LINEAR diminishing returns, alpha < PLATEAU no real gain (a plateau).
+#: Our bounds (the paper names the regimes but gives no exponents), fixed before any run.
+LINEAR_ALPHA = 0.75
+PLATEAU_ALPHA = 0.15
+#: the losses a threshold is set on, and their names in tables and figures
+METRICS = {"train_loss": "train loss", "test_loss": "test loss"}
+#: a curve: one data role, strategy, loss and threshold fraction
+KEY = ["data", "strategy", "metric", "frac"]
+
+
+# ----------------------------------------------------------------------------- one curve
+
+
+def reference_thresholds(ref: pd.DataFrame, fracs: Sequence[float], steps: int,
+                         metrics: Sequence[str] = ("train_loss", "test_loss")) -> pd.DataFrame:
+    """Loss thresholds of one dataset, fixed from its smallest-batch (B0) runs.
+
+    For each metric and fraction ``f``: the threshold is the largest over seeds of the
+    lowest value a B0 run reaches within its first ``f * steps`` steps, so every B0 seed
+    reaches it by then.  ``ref`` holds the B0 histories (columns seed, step, metrics).
+    """
+    out = []
+    for metric in metrics:
+        for f in sorted(fracs):
+            limit = f * steps
+            per_seed = [g.loc[g.step <= limit + 1e-9, metric].min() for _, g in ref.groupby("seed")]
+            out.append({"metric": metric, "frac": f, "ref_step": int(round(limit)),
+                        "threshold": float(np.nanmax(per_seed))})
+    return pd.DataFrame(out)
+
+
+def steps_table(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], thresholds: pd.DataFrame) -> pd.DataFrame:
+    """Steps to each threshold of every sweep run: one row per (run, metric, frac).
+
+    ``steps`` is +inf when the run never reached the threshold within its budget (or
+    diverged first); ``reached`` says which.  ``thresholds`` has columns dataset, metric,
+    frac, threshold.
+    """
+    rows = []
+    for r in runs.itertuples(index=False):
+        h = histories[r.run]
+        for t in thresholds[thresholds.dataset == r.dataset].itertuples(index=False):
+            s = steps_to_threshold(h, t.metric, t.threshold)
+            rows.append({**r._asdict(), "metric": t.metric, "frac": t.frac, "threshold": t.threshold,
+                         "steps": s if math.isfinite(s) else math.inf, "reached": math.isfinite(s)})
+    return pd.DataFrame(rows)
+
+
+def scaling_exponents(batch_sizes, steps) -> np.ndarray:
+    """Local exponent alpha_k of the speed-up between neighbouring batch sizes:
+    ``S ~ B^alpha``, i.e. alpha = log(T_{k-1}/T_k) / log(B_k/B_{k-1}).  A run that never
+    reached the threshold (T = inf) after a finite one gives -inf (no gain)."""
+    b = np.asarray(batch_sizes, dtype=float)
+    t = np.asarray(steps, dtype=float)
+    order = np.argsort(b)
+    b, t = b[order], t[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.log(t[:-1] / t[1:]) / np.log(b[1:] / b[:-1])
+    alpha = np.where(np.isinf(t[1:]) & np.isfinite(t[:-1]), -np.inf, alpha)
+    return alpha
+
+
+def regimes(batch_sizes, steps) -> dict:
+    """The three regimes of Golmant et al. on one steps-to-threshold curve.
+
+    * near-linear: the first doubling from B0 scales near-linearly (alpha_1 >= LINEAR_ALPHA);
+    * diminishing returns: some later interval gains, but sub-linearly
+      (PLATEAU_ALPHA <= alpha < LINEAR_ALPHA);
+    * plateau: the last interval (largest batches) gains nothing real
+      (alpha < PLATEAU_ALPHA, including a run that never reached the threshold).
+    """
+    alpha = scaling_exponents(batch_sizes, steps)
+    ok = alpha.size >= 2 and np.isfinite(np.asarray(steps, dtype=float)[np.argmin(batch_sizes)])
+    near = bool(ok and alpha[0] >= LINEAR_ALPHA)
+    dim = bool(ok and np.any((alpha[1:] >= PLATEAU_ALPHA) & (alpha[1:] < LINEAR_ALPHA)))
+    plateau = bool(ok and not (alpha[-1] >= PLATEAU_ALPHA))  # NaN (inf -> inf) counts as no gain
+    return {"alpha": alpha, "near_linear": near, "diminishing": dim, "plateau": plateau,
+            "three_regimes": near and dim and plateau}
+
+
+def curve_stats(batch_sizes, steps, efficiency: float = 0.5) -> dict:
+    """Critical batch (and whether it is only a lower bound) of one steps curve."""
+    b = np.asarray(batch_sizes, dtype=float)
+    t = np.asarray(steps, dtype=float)
+    order = np.argsort(b)
+    b, t = b[order], t[order]
+    bstar = critical_batch_size(b, t, efficiency)
+    if math.isnan(bstar) and t.size >= 2 and np.isfinite(t[0]) and np.isinf(t[1]):
+        # only B0 reached the threshold: critical_batch_size needs two finite points, but its
+        # definition (efficiency 0 for never reached, log2 interpolation) gives this crossing
+        bstar = float(2.0 ** (math.log2(b[0]) + (1 - efficiency) * (math.log2(b[1]) - math.log2(b[0]))))
+    finite = np.isfinite(t)
+    lower = False
+    if finite.sum() >= 2 and finite[0]:
+        with np.errstate(divide="ignore"):
+            eff = b[0] * t[0] / (b * t)
+        lower = bool(np.all(eff >= efficiency))
+    return {"b_crit": bstar, "lower_bound": lower}
+
+
+def mean_curve(df: pd.DataFrame) -> pd.DataFrame:
+    """Geometric mean over seeds of the steps per batch size (+inf if any seed never got there)."""
+    def gmean(s):
+        v = s.to_numpy(dtype=float)
+        return math.inf if np.any(~np.isfinite(v)) else float(np.exp(np.mean(np.log(np.maximum(v, 1e-12)))))
+
+    return df.groupby("batch_size", as_index=False)["steps"].agg(gmean).sort_values("batch_size")
+
+
+def chance_loss(kind: str) -> float:
+    """Cross-entropy of a uniform guess, ln(classes), for a dataset kind."""
+    if kind not in CLASSES:
+        raise ValueError(f"dataset kind {kind!r}: its number of classes is unknown; add it to "
+                         f"largebatch.experiments.golmant.CLASSES (known: {sorted(CLASSES)})")
+    return math.log(CLASSES[kind])
+
+
+def learnt(status: str, final_train_loss: float, chance: float, no_learning: float) -> bool:
+    """False for a run that did not learn: it diverged, or its final training loss is at least
+    ``no_learning`` x the chance loss.  Such a run is flagged, never counted as a plateau."""
+    return status == "ok" and math.isfinite(final_train_loss) and final_train_loss < no_learning * chance
+
+
+def learning_curve(batch_sizes, steps, learning) -> tuple[np.ndarray, np.ndarray, float]:
+    """A steps curve cut before the first batch size whose run did not learn.
+
+    Returns (batch sizes, steps, the first batch size that did not learn or NaN).  Points past
+    that batch size say nothing about the plateau (a run at chance loss is a failed run, not a
+    run that gained nothing from its batch size)."""
+    b = np.asarray(batch_sizes, dtype=float)
+    t = np.asarray(steps, dtype=float)
+    ok = np.asarray(learning, dtype=bool)
+    order = np.argsort(b)
+    b, t, ok = b[order], t[order], ok[order]
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        return b[: bad[0]], t[: bad[0]], float(b[bad[0]])
+    return b, t, float("nan")
+
+
+def censored(steps, cap: int) -> np.ndarray:
+    """Steps with 'never reached' (+inf) counted as twice the step cap: a finite stand-in that
+    understates how slow such a run is (so tests of 'no gain' are conservative)."""
+    t = np.asarray(steps, dtype=float)
+    return np.where(np.isfinite(t), t, 2.0 * cap)
+
+
+def exponent_summary(batch_sizes, steps, cap: int) -> dict:
+    """First and last local scaling exponents of a (learning) curve, with never-reached
+    steps censored at twice the cap, and the exponent of every interval at its log2
+    mid-point (for the trend)."""
+    b = np.asarray(batch_sizes, dtype=float)
+    if b.size < 3:
+        return {"alpha_first": np.nan, "alpha_last": np.nan, "mid_log2": np.array([]), "alpha": np.array([])}
+    t = censored(steps, cap)
+    alpha = scaling_exponents(b, t)
+    mid = (np.log2(b[1:]) + np.log2(b[:-1])) / 2
+    return {"alpha_first": float(alpha[0]), "alpha_last": float(alpha[-1]), "mid_log2": mid, "alpha": alpha}
+
+
+def gmean(v) -> float:
+    """Geometric mean of the finite positive values (NaN if none)."""
+    v = np.asarray(v, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.exp(np.mean(np.log(v)))) if v.size else float("nan")
+
+
+def fmt_b(v, lower: bool = False) -> str:
+    """A batch size as text; '+' marks a lower bound, 'n/a' a missing one."""
+    return "n/a" if not np.isfinite(v) else f"{v:,.0f}" + ("+" if lower else "")
+
+
+# ----------------------------------------------------------------------------- the section's pipeline
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the config block fixes before any result: budget, thresholds, data roles and their
+    chance losses, the strategies and which of them the claims use."""
+
+    block: dict
+    sizes: dict[str, int]  # training samples per dataset name
+    steps: int  # the step cap of every run
+    fracs: list[float]  # threshold budget fractions f
+    roles: list[str]  # data roles: standard (+ easy, hard, small)
+    dname: dict[str, str]  # role -> dataset name
+    chance: dict[str, float]  # role -> chance loss ln(classes)
+    strats: list[str]  # the standard data's strategies
+    scaled: list[str]  # ... those that scale the lr
+    fixed: str | None  # ... the one that does not (G3's reference)
+    lsr: str  # the linear-scaling strategy (G1, G2)
+    var_strat: str  # the strategy run on the data variants (G4, GX1)
+    slabel: dict[str, str]  # strategy -> label
+    maxf: float  # a threshold is decided on only at <= maxf x chance
+
+    @property
+    def claims(self) -> dict:
+        return self.block["claims"]
+
+    @property
+    def n_std(self) -> int:
+        return self.sizes[self.dname["standard"]]
+
+
+def setup(block: dict, datasets: dict) -> Setup:
+    """The Setup of a config block; ``datasets``: the scale's dataset definitions."""
+    sizes = dataset_sizes({"datasets": datasets})
+    roles = list(block["datasets"])
+    dname = {role: block["datasets"][role]["name"] for role in roles}
+    strats = list(block["datasets"]["standard"]["strategies"])
+    rule = {s: block["strategies"][s]["lr_scaling"] for s in block["strategies"]}
+    return Setup(
+        block=block, sizes=sizes, steps=int(block["steps"]), fracs=sorted(float(f) for f in block["thresholds"]),
+        roles=roles, dname=dname, chance={role: chance_loss(datasets[dname[role]]["kind"]) for role in roles},
+        strats=strats, scaled=[s for s in strats if rule[s] != "none"],
+        fixed=next((s for s in strats if rule[s] == "none"), None),
+        lsr=next((s for s in strats if rule[s] == "linear"), strats[0]),
+        var_strat=next(iter(block["datasets"].get("hard", block["datasets"]["standard"])["strategies"]), strats[0]),
+        slabel={s: RULE_LABELS[rule[s]] for s in rule}, maxf=float(block["claims"]["max_threshold_vs_chance"]))
+
+
+def histories_by_run(long: pd.DataFrame, rows: list[dict]) -> dict[str, pd.DataFrame]:
+    """Each run's history once, from the long table of ``Context.histories()``, which repeats a
+    run's history for every row of the plan that names it (the B0 run is every strategy's)."""
+    count: dict[str, int] = {}
+    for row in rows:
+        count[row["run"]] = count.get(row["run"], 0) + 1
+    return {run: g.iloc[: len(g) // count[run]].reset_index(drop=True) for run, g in long.groupby("run", sort=False)}
+
+
+def sweep_runs(S: Setup, runs: pd.DataFrame) -> pd.DataFrame:
+    """The sweep's runs with ``learnt``: False for a run that diverged or ended at chance loss."""
+    sweep = runs[runs.kind == "sweep"].copy()
+    sweep["learnt"] = [learnt(s, float(loss), S.chance[r], S.claims["no_learning"])
+                       for s, loss, r in zip(sweep.status, pd.to_numeric(sweep.train_loss, errors="coerce"),
+                                             sweep.data)]
+    return sweep
+
+
+def smallest_batches(sweep: pd.DataFrame, roles: Sequence[str]) -> dict[str, int]:
+    """B0 of each data role."""
+    return {role: int(sweep[sweep.data == role].batch_size.min()) for role in roles}
+
+
+def threshold_table(S: Setup, sweep: pd.DataFrame, b0: dict[str, int], hist: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every role's thresholds (:func:`reference_thresholds` on its B0 runs), with the chance loss,
+    their ratio to it and ``eligible``: at most ``S.maxf`` x chance (claims decide only on those)."""
+    parts = []
+    for role in S.roles:
+        ref = sweep[(sweep.data == role) & (sweep.batch_size == b0[role])].drop_duplicates("run")
+        h = pd.concat([hist[r].assign(seed=s) for r, s in zip(ref.run, ref.seed)], ignore_index=True)
+        t = reference_thresholds(h, S.fracs, S.steps)
+        parts.append(t.assign(data=role, dataset=S.dname[role], chance=S.chance[role]))
+    thresholds = pd.concat(parts, ignore_index=True)
+    thresholds["vs_chance"] = thresholds.threshold / thresholds.chance
+    thresholds["eligible"] = thresholds.vs_chance <= S.maxf
+    return thresholds
+
+
+def _eligible(thresholds: pd.DataFrame) -> pd.Series:
+    return thresholds.set_index(["data", "metric", "frac"]).eligible
+
+
+def steps_to_thresholds(S: Setup, sweep: pd.DataFrame, hist: dict[str, pd.DataFrame],
+                        thresholds: pd.DataFrame) -> pd.DataFrame:
+    """Steps of every sweep run to its own data's thresholds; a run that did not learn never
+    reaches anything (+inf); ``eligible`` from its threshold."""
+    cols = ["run", "data", "dataset", "strategy", "batch_size", "seed", "status", "learnt"]
+    st = steps_table(sweep[cols], hist, thresholds[["dataset", "metric", "frac", "threshold"]])
+    st = st[st.data.map(S.dname) == st.dataset].reset_index(drop=True)
+    st.loc[~st.learnt, "steps"] = np.inf
+    elig = _eligible(thresholds)
+    st["eligible"] = [bool(elig[(d, m, f)]) for d, m, f in zip(st.data, st.metric, st.frac)]
+    return st
+
+
+def _curve(b, t, steps: int) -> tuple[dict, dict]:
+    cs = curve_stats(b, t) if b.size >= 2 else {"b_crit": np.nan, "lower_bound": False}
+    return cs, exponent_summary(b, t, steps)
+
+
+def seed_curves(st: pd.DataFrame, thresholds: pd.DataFrame, steps: int) -> pd.DataFrame:
+    """One row per curve and seed: its critical batch, where it was cut (first batch size that
+    did not learn), its points and first/last/every local exponent."""
+    elig = _eligible(thresholds)
+    rows = []
+    for key, g in st.groupby(KEY + ["seed"]):
+        b, t, cut = learning_curve(g.batch_size, g.steps, g.learnt)
+        cs, ex = _curve(b, t, steps)
+        rows.append({**dict(zip(KEY + ["seed"], key)), **cs, "cut": cut, "n_points": int(b.size),
+                     "alpha_first": ex["alpha_first"], "alpha_last": ex["alpha_last"],
+                     "mid_log2": ex["mid_log2"], "alpha": ex["alpha"], "eligible": bool(elig[key[:1] + key[2:4]])})
+    return pd.DataFrame(rows)
+
+
+def mean_curves(st: pd.DataFrame, per_seed: pd.DataFrame, thresholds: pd.DataFrame,
+                steps: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary, curves): the seed-mean curve of every KEY (geometric mean of T; never reached if
+    any seed never got there) with its speed-up table, and one summary row per curve (critical
+    batch, exponents, largest speed-up, the per-seed critical batches, its threshold)."""
+    rows, curves = [], []
+    for key, g in st.groupby(KEY):
+        mc = mean_curve(g)
+        learnt_all = g.groupby("batch_size").learnt.all().reindex(mc.batch_size).to_numpy()
+        b, t, cut = learning_curve(mc.batch_size, mc.steps, learnt_all)
+        cs, ex = _curve(b, t, steps)
+        mc = speedup_table(mc, "batch_size", "steps").assign(**dict(zip(KEY, key)))
+        mc["learnt"] = learnt_all
+        curves.append(mc)
+        fin = mc[np.isfinite(mc.steps) & mc.learnt]
+        rows.append({**dict(zip(KEY, key)), **cs, "cut": cut, "alpha_first": ex["alpha_first"],
+                     "alpha_last": ex["alpha_last"], "max_speedup": fin.speedup.max() if len(fin) else np.nan,
+                     "b_crit_seeds": mean_std(per_seed.merge(pd.DataFrame([dict(zip(KEY, key))]), on=KEY).b_crit, 0)})
+    summary = pd.DataFrame(rows).merge(thresholds[["data", "metric", "frac", "threshold", "vs_chance", "eligible"]],
+                                       on=["data", "metric", "frac"])
+    return summary, pd.concat(curves, ignore_index=True)
+
+
+def noise_summary(noise: pd.DataFrame) -> pd.DataFrame:
+    """B_simple per data role and threshold fraction: geometric mean and sd over seeds, the B0
+    step and the train loss there."""
+    return noise.groupby(["data", "frac"], as_index=False).agg(
+        b_simple=("b_simple", lambda v: gmean(v)), b_simple_sd=("b_simple", "std"), n=("b_simple", "size"),
+        step=("step", "first"), loss=("train_loss_sample", "mean"))
+
+
+def with_prediction(summary: pd.DataFrame, nz: pd.DataFrame, b0: dict[str, int]) -> pd.DataFrame:
+    """``b_pred`` = B_simple + 2·B0: the critical batch (efficiency 0.5) that McCandlish et al.'s
+    model predicts (``largebatch.scaling.critical_batch_size``)."""
+    out = summary.merge(nz[["data", "frac", "b_simple"]], on=["data", "frac"], how="left")
+    out["b_pred"] = out.b_simple + 2 * out.data.map(b0)
+    return out
+
+
+@dataclass
+class Results:
+    """Everything the claims, figures and tables read."""
+
+    setup: Setup
+    sweep: pd.DataFrame
+    b0: dict[str, int]
+    hist: dict[str, pd.DataFrame]
+    thresholds: pd.DataFrame
+    st: pd.DataFrame  # steps to every threshold, per run
+    per_seed: pd.DataFrame
+    summary: pd.DataFrame
+    curves: pd.DataFrame
+    nz: pd.DataFrame  # noise scale per role and fraction
+
+    @property
+    def grid(self) -> list[int]:
+        """The standard data's batch sizes."""
+        return sorted(self.sweep[self.sweep.data == "standard"].batch_size.unique())
+
+    @property
+    def n_seeds(self) -> int:
+        return self.sweep.seed.nunique()
+
+    def elig(self, key) -> bool:
+        """Whether threshold (data, metric, frac) is decided on."""
+        return bool(_eligible(self.thresholds)[key])
