@@ -82,6 +82,20 @@ def pack_files(ids):
     return dict(sorted(data.items())), dict(sorted(init.items())), out
 
 
+# the script of every generated rule, by its name. Snakemake evaluates a `script` directive
+# again when the job runs, when the loop variables that generated it hold their last values;
+# there the rule's name (`rule` in the job's scope) picks the right one
+SCRIPTS = {
+    **{job.name: f"../scripts/{job.script}" for p in PAPERS for job in PLAN.jobs[p]},
+    **{p: f"../notebooks/{p}.py" for p in PAPERS},
+}
+
+
+def script_of(scope, name):
+    """The script of generated rule `name`, or of the running job's rule (see SCRIPTS)."""
+    return SCRIPTS[scope.get("rule", name)]
+
+
 def section_outputs(paper):
     outs = dict(PLAN.sections[paper].output)
     for item in PLAN.outputs[paper]:

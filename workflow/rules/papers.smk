@@ -26,7 +26,7 @@ for _paper in PAPERS:
                 **_job.params,
                 **JOB_PARAMS,
             script:
-                f"../scripts/{_job.script}"
+                script_of(locals(), _job.name)
 
     rule:
         name:
@@ -45,4 +45,4 @@ for _paper in PAPERS:
         params:
             **PLAN.sections[_paper].params,
         script:
-            f"../notebooks/{_paper}.py"
+            script_of(locals(), _paper)
