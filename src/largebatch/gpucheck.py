@@ -86,7 +86,8 @@ def time_step(spec: dict, kind: str, n_train: int, device: torch.device, *, step
     the device, random labels; the step is ``train_run``'s."""
     from .augment import batch_augment, get_augmenter
     from .models import build_model
-    from .train import AUTOCAST, _make_optimizer
+    from .runsetup import make_optimizer
+    from .train import AUTOCAST
 
     shape, classes, _ = SHAPES[kind]
     B, micro = spec["batch_size"], spec["micro_batch"]
@@ -99,7 +100,7 @@ def time_step(spec: dict, kind: str, n_train: int, device: torch.device, *, step
     images = channels_last and len(shape) == 3
     if images:
         model = model.to(memory_format=torch.channels_last)
-    opt = _make_optimizer(spec, model)
+    opt = make_optimizer(spec, model)
     aug = None
     if spec["augment"] != "none" or spec["multiplicity"] > 1:
         fn = get_augmenter(spec["augment"])
@@ -220,7 +221,7 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print(NO_GPU)
         return 0
-    from .train import progress_eta
+    from .progress import progress_eta
 
     device = torch.device("cuda")
     meta = {"device": torch.cuda.get_device_name(device), "torch": torch.__version__, "autocast": "bf16",

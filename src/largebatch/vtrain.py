@@ -16,8 +16,11 @@ What each run sees is what ``train.train_run`` would give it:
   ``seed``): the K mini-batches are gathered with one index tensor of shape (K, B), so
   runs with different data seeds stack fine;
 * its own learning rate at every step (``spec.lr_at``), the optimiser of
-  ``train._make_optimizer`` (Adam or SGD with momentum/Nesterov/weight decay) written
+  ``runsetup.make_optimizer`` (Adam or SGD with momentum/Nesterov/weight decay) written
   out on one flat (K x P) buffer, and per-run gradient clipping;
+* the same step loop: each run is a ``runsetup.RunSetup`` whose methods (``advance``,
+  ``flush_losses``, ``evaluate_and_stop``, ``checkpoint``, ``finish``) both trainers call;
+  the stack (``stacked.Stack``) holds the weights and steps the K optimisers;
 * the same evaluation steps, ``evaluate`` / ``weight_distance`` on a real module holding
   the run's weights, the same ``history.csv`` (written as it grows) / ``metrics.json`` /
   ``spec.json`` / ``model.pt`` and the same checkpoint format;
@@ -46,8 +49,6 @@ BatchNorm (its running statistics are buffers too).
 
 from __future__ import annotations
 
-import copy
-import math
 import os
 import time
 import warnings
@@ -55,21 +56,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
 
 from .data import Dataset
 from .models import build_model
-from .spec import canonical_json, lr_at, normalize, run_id
-from .stacked import stacked_losses
-from .train import RunSetup, train_run, update_stop_reason
-
-#: Spec keys that may differ between the runs of one stack.
-FREE_KEYS = frozenset({
-    "lr", "lr_scaling", "base_batch", "warmup_epochs", "schedule", "milestones", "gamma",
-    "patience", "min_delta", "stop_train_acc", "seed", "data_seed", "init_from",
-})
+from .runsetup import CheckpointTimer, RunSetup
+# which runs may stack is the spec's business (spec.FREE_KEYS); importable from here as before
+from .spec import FREE_KEYS, group_key, normalize, run_id, vectorisable  # noqa: F401
+from .stacked import Hyper, Stack, fill_optimizer
+from .train import train_run
 
 #: The rule ``train_many`` follows (measured with ``python -m benchmarks``; see README,
 #: "Performance"): stack a group of >= MIN_GROUP runs whose network is in MAX_BATCH, whose
@@ -97,22 +91,6 @@ def step_flops(spec: dict, input_shape: Sequence[int], num_classes: int = 10) ->
     with torch.device("meta"):
         n_params = sum(p.numel() for p in build_model(s, tuple(input_shape), num_classes).parameters())
     return 6.0 * s["batch_size"] * s["multiplicity"] * n_params
-
-
-def group_key(spec: dict) -> str:
-    """Runs with equal keys have equal shapes, budgets and evaluation steps: they can stack."""
-    s = normalize(spec)
-    return canonical_json({k: v for k, v in s.items() if k not in FREE_KEYS})
-
-
-def vectorisable(spec: dict) -> str | None:
-    """None if a run can join a stack, else the reason it cannot."""
-    s = normalize(spec)
-    if s["dropout"] > 0:
-        return "dropout > 0 (per-run dropout masks cannot be drawn as train_run draws them)"
-    if s["micro_batch"] is not None:
-        return "micro_batch (gradient accumulation) is not vectorised"
-    return None
 
 
 def prefer_vectorised(spec: dict, n_runs: int, input_shape: Sequence[int] = (1, 40)) -> bool:
@@ -147,96 +125,28 @@ def plan_groups(specs: Sequence[dict], shape_of: Callable[[str], Sequence[int]] 
     return sorted(groups, key=lambda g: g[0])
 
 
-class _Stack:
-    """K copies of one network.  Parameters live in one (K, P) buffer, one row per run, so
-    each parameter is a (K, ...) leaf viewing a column block and per-run scalars (learning
-    rates) broadcast over rows; gradients accumulate into a second (K, P) buffer; buffers
-    (BatchNorm running statistics) are stacked by ``stack_module_state``."""
-
-    def __init__(self, models: list[nn.Module], opt_states: list[dict] | None, optimizer: str, device):
-        params, buffers = stack_module_state(models)
-        k = len(models)
-        self.k = k
-        self.names = list(params)
-        self.shapes = {n: tuple(params[n].shape) for n in self.names}
-        self.slices, off = {}, 0
-        for n in self.names:
-            size = math.prod(self.shapes[n][1:])
-            self.slices[n] = (off, off + size)
-            off += size
-        self.flat = torch.empty(k, off, device=device)
-        self.grad = torch.zeros(k, off, device=device)
-        self.params = {}
-        for n in self.names:
-            view = self._view(self.flat, n)
-            view.copy_(params[n].detach())
-            leaf = view.detach().requires_grad_()
-            leaf.grad = self._view(self.grad, n)
-            self.params[n] = leaf
-        self.buffers = {n: b.detach().clone() for n, b in buffers.items()}
-        self.optimizer = optimizer
-        self.state: dict[str, torch.Tensor | None] = {}
-        keys = ("exp_avg", "exp_avg_sq") if optimizer == "adam" else ("momentum_buffer",)
-        for key in keys:
-            if opt_states is None or any(s.get(key) is None for s in opt_states):
-                self.state[key] = torch.zeros(k, off, device=device) if optimizer == "adam" else None
-            else:
-                buf = torch.empty(k, off, device=device)
-                for n in self.names:
-                    self._view(buf, n).copy_(torch.stack([s[key][n] for s in opt_states]))
-                self.state[key] = buf
-        base = copy.deepcopy(models[0]).to("meta")
-        base.train()
-
-        def loss_one(p, b, x, y):
-            return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
-
-        # tiny MLPs: one batched matmul per layer (largebatch.stacked); anything else: vmap
-        self.losses = stacked_losses(models[0]) or vmap(loss_one, in_dims=(0, 0, 0, 0))
-
-    def _view(self, flat: torch.Tensor, name: str) -> torch.Tensor:
-        a, b = self.slices[name]
-        return flat[:, a:b].view(self.shapes[name])
-
-    def spread(self, values: Sequence[float]) -> torch.Tensor:
-        """One value per run as a (K, 1) float32 column (float32, like a scalar kernel argument)."""
-        return torch.tensor(values, dtype=torch.float32, device=self.flat.device).view(self.k, 1)
-
-    def run_state(self, k: int) -> tuple[dict, dict]:
-        """State dict of run k, and its optimiser tensors keyed by parameter name."""
-        sd = {n: p.detach()[k] for n, p in self.params.items()}
-        sd.update({n: b[k] for n, b in self.buffers.items()})
-        opt = {key: (None if buf is None else {n: self._view(buf, n)[k] for n in self.names})
-               for key, buf in self.state.items()}
-        return sd, opt
-
-
-def _sync_module(stack: _Stack, k: int, model: nn.Module) -> dict:
-    sd, opt = stack.run_state(k)
-    model.load_state_dict(sd)
-    return opt
-
-
-def _fill_optimizer(opt: torch.optim.Optimizer, model: nn.Module, tensors: dict, step: int) -> None:
-    """Put run k's optimiser state into a real torch optimiser (for a train_run checkpoint)."""
-    names = {id(p): n for n, p in model.named_parameters()}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            n = names[id(p)]
-            if "exp_avg" in tensors:
-                opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": tensors["exp_avg"][n].clone(),
-                                "exp_avg_sq": tensors["exp_avg_sq"][n].clone()}
-            elif tensors.get("momentum_buffer") is not None:
-                opt.state[p] = {"momentum_buffer": tensors["momentum_buffer"][n].clone()}
-
-
 class _Run(RunSetup):
-    """``train_run``'s setup of one run (``RunSetup``), plus the global random state it leaves
-    (what ``train_run`` would checkpoint; a stack draws nothing from it: no dropout)."""
+    """``train_run``'s setup of one run (``RunSetup``) whose weights a ``Stack`` trains, row
+    ``row`` of it; its wall time is the stack's amortised clock, and its checkpoints carry the
+    global random state ``train_run`` would have left (a stack draws nothing from it: no dropout)."""
 
-    def __init__(self, spec: dict, data: Dataset, out_dir, device, init_state):
+    def __init__(self, spec: dict, data: Dataset, out_dir, device, init_state, clock: Callable[[], float]):
         super().__init__(spec, data, out_dir, device, init_state)
         self.torch_rng = torch.get_rng_state()
+        self._stack_clock = clock
+        self.stack: Stack | None = None
+        self.row = 0
+
+    def sync(self, optimizer: bool = False) -> None:
+        opt_tensors = self.stack.load_into(self.row, self.model)
+        if optimizer:
+            fill_optimizer(self.opt, self.model, opt_tensors, self.step)
+
+    def wall(self) -> float:
+        return self._stack_clock()
+
+    def rng_state(self) -> torch.Tensor:
+        return self.torch_rng
 
 
 def train_group(
@@ -268,85 +178,53 @@ def train_group(
         if why:
             raise ValueError(f"train_group: run {run_id(s)} cannot be stacked: {why}")
     init_states = list(init_states) if init_states is not None else [None] * len(specs)
-    runs = [_Run(s, data, o, device, i) for s, o, i in zip(specs, out_dirs, init_states)]
-    for r in runs:  # each run logs its progress line after each evaluation; rate and ETA are the stack's
-        r.log = log
-        r.start_clock(0)
-    if len({r.rid for r in runs}) < len(runs):
-        raise ValueError("train_group: the same run appears twice")
-    r0 = runs[0]
-    total, evals, B, spe = r0.total, r0.evals, r0.B, r0.steps_per_epoch
-    n = data.n_train
-    x_all, y_all = data.x_train, data.y_train
-    clip = r0.spec["max_grad_norm"]
-    opt_name = r0.spec["optimizer"]
-    wd, mom, nesterov = r0.spec["weight_decay"], r0.spec["momentum"], r0.spec["nesterov"]
-    beta1, beta2 = r0.opt.defaults.get("betas", (0.9, 0.999))
-    eps = r0.opt.defaults.get("eps", 1e-8)
-
-    active = list(range(len(runs)))  # positions in `runs` of the stack's members, in stack order
-    stack = _Stack([r.model for r in runs], None, opt_name, device)
-    loss_acc = torch.zeros(len(runs), device=device)
-    results: list[dict | None] = [None] * len(runs)
     clock = {"amortised": 0.0, "last": time.perf_counter()}
+    live: list[_Run] = []  # the stack's members, in stack order
 
-    def tick():  # advance the amortised clock: wall time since the last tick, shared by active runs
+    def tick() -> float:  # advance the amortised clock: wall time since the last tick, shared by live runs
         now = time.perf_counter()
-        if active:
-            clock["amortised"] += (now - clock["last"]) / len(active)
+        if live:
+            clock["amortised"] += (now - clock["last"]) / len(live)
         clock["last"] = now
         return clock["amortised"]
 
-    def record(pos: int, step: int, lr: float) -> dict:
-        run = runs[active[pos]]
-        _sync_module(stack, pos, run.model)
-        return run.record(data, step, lr, tick())
+    runs = [_Run(s, data, o, device, i, tick) for s, o, i in zip(specs, out_dirs, init_states)]
+    if len({r.rid for r in runs}) < len(runs):
+        raise ValueError("train_group: the same run appears twice")
+    r0 = runs[0]
+    total, evals, B = r0.total, r0.evals, r0.B
+    x_all, y_all = data.x_train, data.y_train
+    hyper = Hyper.of(r0.spec, r0.opt)
 
-    def checkpoint(pos: int, step: int) -> None:
-        run = runs[active[pos]]
-        opt_tensors = _sync_module(stack, pos, run.model)
-        _fill_optimizer(run.opt, run.model, opt_tensors, step)
-        st = {**run.state, "step": step, "elapsed": tick(), "pos": batch_pos,
-              "perm": perms[pos] if perms is not None else None}
-        run.checkpoint(st, run.torch_rng, loss_acc[pos], device)
+    def restack(members: list[_Run], opt_states: list[dict] | None) -> Stack:
+        stack = Stack([r.model for r in members], opt_states, hyper, device)
+        for row, r in enumerate(members):
+            r.stack, r.row = stack, row
+        return stack
 
-    def finish(pos: int, step: int) -> None:
-        """Write run `pos`'s outputs exactly as train_run does."""
-        i = active[pos]
-        run = runs[i]
-        _sync_module(stack, pos, run.model)
-        wall = tick()
-        # stacks run without autocast or channels_last (train_many trains such runs one by one)
-        metrics = run.write_outputs(step, wall, device, {"autocast": "none", "channels_last": False})
-        ckpt = run.out / "checkpoint.pt"
-        if keep_checkpoint:
-            checkpoint(pos, step)
-        elif ckpt.exists():
-            ckpt.unlink()
-        results[i] = metrics
-        log(f"{run.rid}: {metrics['status']} after {step} steps ({metrics['stop_reason']}), "
-            f"test acc {metrics['test_acc']:.4f}, {wall:.1f}s (stack of {len(active)})")
-
-    perms: torch.Tensor | None = None
-    batch_pos = 0
-    for pos in range(len(active)):
-        record(pos, 0, lr_at(runs[active[pos]].spec, 0, spe, total))
+    live[:] = runs
+    stack = restack(live, None)
+    loss_acc = torch.zeros(len(runs), device=device)
+    results: list[dict | None] = [None] * len(runs)
+    for r in runs:  # each run logs its progress line after each evaluation; rate and ETA are the stack's
+        r.log = log
+        r.begin()
     log(f"stack of {len(runs)} runs ({r0.spec['model']}, batch {B}, {total} steps): "
         + ", ".join(r.rid for r in runs))
-    last_ckpt = time.perf_counter()
+    timer = CheckpointTimer(checkpoint_every_s)
+    perms: torch.Tensor | None = None
     step = 0
-    while step < total and active:
-        if perms is None or batch_pos + B > n:
-            perms = torch.stack([torch.randperm(n, generator=runs[i].g, device=x_all.device) for i in active])
-            batch_pos = 0
-        idx = perms[:, batch_pos: batch_pos + B]
-        batch_pos += B
+    while step < total and live:
+        if live[0].epoch_ends():  # the runs share n and B: their epochs end together
+            perms = torch.stack([r.new_epoch() for r in live])
+        pos = live[0].position
+        idx = perms[:, pos: pos + B]
         if r0.augment is None:
             xb, yb = x_all[idx], y_all[idx]
         else:
-            pairs = [runs[i].augment(x_all[idx[p]], y_all[idx[p]]) for p, i in enumerate(active)]
+            pairs = [r.augment(x_all[idx[k]], y_all[idx[k]]) for k, r in enumerate(live)]
             xb, yb = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-        lrs = [lr_at(runs[i].spec, step, spe, total) for i in active]
+        lrs = [r.lr(step) for r in live]
         stack.grad.zero_()
         losses = stack.losses(stack.params, stack.buffers, xb, yb)
         with warnings.catch_warnings():
@@ -355,93 +233,51 @@ def train_group(
             warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout")
             losses.sum().backward()
         with torch.no_grad():
-            _update(stack, step + 1, lrs, opt_name, wd, mom, nesterov, beta1, beta2, eps, clip)
-        step += 1
+            stack.step(step + 1, lrs)
+        for r in live:
+            step = r.advance()
         loss_acc += losses.detach()
-        for i in active:
-            runs[i].state["loss_count"] += 1
-        is_eval = step in evals
         stopped: list[int] = []
-        if is_eval or step % 25 == 0:
+        if r0.flush_due(step):
             values = loss_acc.tolist()
             loss_acc.zero_()
-            for pos, i in enumerate(active):
-                runs[i].state["loss_sum"] += values[pos]
-                if not math.isfinite(values[pos]):
-                    runs[i].state["stop_reason"] = "diverged"
-                    record(pos, step, lrs[pos])
-                    stopped.append(pos)
-        if is_eval:
-            for pos, i in enumerate(active):
-                if pos in stopped:
-                    continue
-                st = runs[i].state
-                update_stop_reason(st, runs[i].spec, record(pos, step, lrs[pos]))
-                if st["stop_reason"] is not None:
-                    stopped.append(pos)
+            stopped = [k for k, r in enumerate(live) if r.flush_losses(values[k], lrs[k])]
+        if step in evals:
+            stopped += [k for k, r in enumerate(live) if k not in stopped and r.evaluate_and_stop(lrs[k])]
         if step == total:
-            stopped = list(range(len(active)))
+            stopped = list(range(len(live)))
         if stopped:
-            for pos in sorted(set(stopped)):
-                finish(pos, step)
-            keep = [p for p in range(len(active)) if p not in set(stopped)]
+            for k in sorted(set(stopped)):
+                # stacks run without autocast or channels_last (train_many trains such runs one by one)
+                results[runs.index(live[k])] = live[k].finish(
+                    {"autocast": "none", "channels_last": False}, keep_checkpoint, loss_acc[k],
+                    note=f" (stack of {len(live)})")
+            keep = [k for k in range(len(live)) if k not in set(stopped)]
             if keep:
                 # rebuild the stack from the runs that go on (their modules hold current weights)
-                opt_states = []
-                for p in keep:
-                    opt_tensors = _sync_module(stack, p, runs[active[p]].model)
-                    opt_states.append({k: v for k, v in opt_tensors.items()})
-                stack = _Stack([runs[active[p]].model for p in keep], opt_states, opt_name, device)
+                opt_states = [live[k].stack.load_into(live[k].row, live[k].model) for k in keep]
+                stack = restack([live[k] for k in keep], opt_states)
                 perms = perms[keep]
                 loss_acc = loss_acc[keep].clone()
             tick()
-            active = [active[p] for p in keep]
-            if 0 < len(active) < min_stack:
-                for pos in range(len(active)):
-                    checkpoint(pos, step)
-                log(f"stack down to {len(active)} run(s) at step {step}: continuing with train_run")
-                for i in active:
-                    results[i] = train_run(dict(runs[i].spec), data, runs[i].out, device=device,
-                                           init_state=init_states[i], checkpoint_every_s=checkpoint_every_s,
-                                           log=log, on_step=on_step, keep_checkpoint=keep_checkpoint)
+            live[:] = [live[k] for k in keep]
+            if 0 < len(live) < min_stack:
+                for k, r in enumerate(live):
+                    r.checkpoint(loss_acc[k])
+                log(f"stack down to {len(live)} run(s) at step {step}: continuing with train_run")
+                for r in live:
+                    i = runs.index(r)
+                    results[i] = train_run(dict(r.spec), data, r.out, device=device, init_state=init_states[i],
+                                           checkpoint_every_s=checkpoint_every_s, log=log, on_step=on_step,
+                                           keep_checkpoint=keep_checkpoint)
                 break
         if on_step is not None:
             on_step(step)
-        if active and checkpoint_every_s is not None and time.perf_counter() - last_ckpt >= checkpoint_every_s:
-            for pos in range(len(active)):
-                checkpoint(pos, step)
-            last_ckpt = time.perf_counter()
+        if live and timer.due():
+            for k, r in enumerate(live):
+                r.checkpoint(loss_acc[k])
+            timer.done()
     return results  # type: ignore[return-value]
-
-
-def _update(stack: _Stack, step: int, lrs: list[float], opt_name: str, wd: float, mom: float, nesterov: bool,
-            beta1: float, beta2: float, eps: float, clip: float | None) -> None:
-    """One optimiser step for every run of the stack, element-wise on the flat buffers, in
-    the operation order of torch.optim's single-tensor Adam / SGD."""
-    p, g = stack.flat, stack.grad
-    if clip:
-        norm = torch.linalg.vector_norm(g, dim=1, keepdim=True)  # per run, over all its parameters
-        g.mul_((clip / (norm + 1e-6)).clamp(max=1.0))
-    if wd != 0:
-        g = g.add(p, alpha=wd)
-    if opt_name == "adam":
-        m, v = stack.state["exp_avg"], stack.state["exp_avg_sq"]
-        m.lerp_(g, 1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        bc1 = 1 - beta1 ** step
-        bc2_sqrt = (1 - beta2 ** step) ** 0.5
-        denom = (v.sqrt() / bc2_sqrt).add_(eps)
-        upd = stack.spread([-lr / bc1 for lr in lrs]) * m
-        p.add_(upd.div_(denom))
-        return
-    if mom != 0:
-        buf = stack.state["momentum_buffer"]
-        if buf is None:
-            buf = stack.state["momentum_buffer"] = g.clone()
-        else:
-            buf.mul_(mom).add_(g)
-        g = g.add(buf, alpha=mom) if nesterov else buf
-    p.addcmul_(g, stack.spread([-lr for lr in lrs]))  # = add_(g, alpha=-lr), same rounding
 
 
 def train_many(
