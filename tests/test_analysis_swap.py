@@ -59,10 +59,8 @@ def test_job_seconds_come_from_each_runs_own_job(tmp_path):
     runs = run_table(seeds=(0,), workers=2).drop(columns="job_s")
     files = [bench(tmp_path / f"{r}.tsv", 20.0 + i) for i, r in enumerate(runs.run)]
     files[1] = str(tmp_path / "missing.tsv")  # no record: the training loop's time stands in
-    pack = bench(tmp_path / "pack.tsv", 99.0)
-    files[3] = files[4] = pack  # two workers trained in one pack: the pack's time is neither's
-    got = A.job_seconds(runs, files, [pack])
-    assert list(got) == [20.0, runs.wall_s[1], 22.0, runs.wall_s[3], runs.wall_s[4]]
+    got = A.job_seconds(runs, files)
+    assert list(got) == [20.0, runs.wall_s[1], 22.0, 23.0, 24.0]
     with pytest.raises(ValueError, match="4 training-job benchmark files for 5 runs"):
         A.job_seconds(runs, files[:4])
 
@@ -197,8 +195,6 @@ def test_protocol_rows_pair_the_papers_facts_with_ours():
     assert by["workers"]["ours"].startswith("2, each a separate Snakemake job")
     assert by["phase 1 stop"]["ours"].startswith("training accuracy >= 50%") and by["seeds"]["ours"] == "3"
     assert by["phase 3"]["ours"].endswith("batches of 12")  # bn_batch defaults to the small batch
-    packed = {r["aspect"]: r["ours"] for r in A.protocol_rows(BLOCK, 3, packed=True)}
-    assert "share a training job" in packed["workers"]
 
 
 # ----------------------------------------------------------------------------- figures

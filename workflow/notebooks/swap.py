@@ -49,17 +49,16 @@ DATA = {"mnist1d": "MNIST-1D", "mnist": "MNIST", "cifar10": "CIFAR-10", "cifar10
 NET = {"mlp": "an MLP with BatchNorm", "resnet": "a CIFAR ResNet"}
 
 # %% [markdown]
-# Time of every job: its Snakemake benchmark record (a run trained in a pack with other runs
-# has no job of its own; its training-loop time stands in), and phase 3's metrics per seed.
+# Time of every job: its Snakemake benchmark record (SWAP's runs are never packed: each
+# trains in its own job), and phase 3's metrics per seed.
 
 # %%
-runs["job_s"] = A.job_seconds(runs, ctx.input.run_benchmarks, ctx.input.pack_benchmarks)
+runs["job_s"] = A.job_seconds(runs, ctx.input.run_benchmarks)
 avg = A.load_averages(ctx.input.averages, ctx.input.average_benchmarks)
 curve = pd.read_csv(ctx.input.curve)
 plane = pd.read_csv(ctx.input.plane)
 points = pd.read_csv(ctx.input.points)
 per_seed = A.per_seed(runs, avg)
-packed = bool(ctx.input.pack_benchmarks)  # some runs shared a training job
 
 # %% [markdown]
 # ## Claims
@@ -82,8 +81,7 @@ sec.summary(
     "beside it.")
 sec.scope("The paper's accuracy and time tables were not available to us, so its claims are tested for "
           "direction (SWAP vs SB, LB and its own workers; time against SB) without its numbers; the workers "
-          + ("may share training jobs (packs) at this scale." if packed else
-             "run as separate jobs, in parallel only where the machine has free cores."))
+          + "run as separate jobs, in parallel only where the machine has free cores.")
 sec.claims(claims)
 
 # %% [markdown]
@@ -116,7 +114,7 @@ sec.figure("loss_plane", loss_plane_figure(plane, points), seed=int(points.seed.
 # ## Protocol and caveats
 
 # %%
-sec.protocol(A.protocol_rows(block, len(seeds), packed))
+sec.protocol(A.protocol_rows(block, len(seeds)))
 ratio = A.time_ratios(per_seed)
 sec.caveats(
     f"Phase 1 stopped after {ms(per_seed.p1_epochs, 1)} epochs (cap {block['epochs']}). In training-loop "
@@ -125,5 +123,5 @@ sec.caveats(
     "interpreter and torch start-up and the data load (a few seconds per job), which SWAP pays three times on its "
     "critical path and SB once; on a small network that start-up is a large share of the job. Jobs shared the "
     "machine's cores with other jobs, so times carry that noise. S4 compares with the best worker of each seed "
-    "chosen on the test set, which favours the workers." + (" " + A.PACKED_CAVEAT if packed else ""))
+    "chosen on the test set, which favours the workers.")
 sec.save(ctx.output.section)

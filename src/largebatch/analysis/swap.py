@@ -38,19 +38,18 @@ def bench_s(path) -> float:
     return float("nan") if s is None else s
 
 
-def job_seconds(runs: pd.DataFrame, run_benchmarks, pack_benchmarks=()) -> pd.Series:
-    """Job time of every row of ``runs``: its training job's benchmark record.
+def job_seconds(runs: pd.DataFrame, run_benchmarks) -> pd.Series:
+    """Job time of every row of ``runs``: its training job's benchmark record (SWAP's runs
+    train one per job, ``PAPER.packable`` is False).
 
     ``run_benchmarks``: one file per run id, in the order the ids first appear in ``runs``
-    (the section input). A file in ``pack_benchmarks`` is a pack's, whose job trained several
-    runs, so it is no run's own job time; there, and where a record is missing, the run's
-    training-loop time (``wall_s``) stands in."""
+    (the section input). Where a record is missing, the run's training-loop time
+    (``wall_s``) stands in."""
     ids = list(dict.fromkeys(runs.run))
     files = list(run_benchmarks)
     if len(files) != len(ids):
         raise ValueError(f"swap: {len(files)} training-job benchmark files for {len(ids)} runs")
-    shared = set(pack_benchmarks)
-    job_of = {r: float("nan") if f in shared else bench_s(f) for r, f in zip(ids, files)}
+    job_of = {r: bench_s(f) for r, f in zip(ids, files)}
     return runs.run.map(job_of).astype(float).fillna(runs.wall_s)
 
 
@@ -235,23 +234,14 @@ def time_ratios(per_seed: pd.DataFrame) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- protocol
-#: what the caveats add when some of the paper's runs were trained in packs
-PACKED_CAVEAT = ("Some runs were trained in packs (several runs in one job, largebatch.packing): a packed run has no "
-                 "job time of its own (its training-loop time stands in), and where a pack stacked runs "
-                 "(largebatch.vtrain) a run's training-loop time is the stack's wall time divided among its runs, "
-                 "not the time it would take alone.")
-
-
-def protocol_rows(block: dict, n_seeds: int, packed: bool = False) -> list[dict]:
+def protocol_rows(block: dict, n_seeds: int) -> list[dict]:
     """The protocol table: the paper's side from ``experiments.swap.PROTOCOL``, ours from the
-    block; ``packed``: some runs shared a training job (the workers may be among them)."""
+    block."""
     spec, w = block["run"], block["workers"]
     ours = {
         "data / network": f"{spec['dataset']}; {spec['model']} width {spec.get('width')} depth {spec.get('depth')} "
                           "(ResNet-9 is not in our model zoo)",
-        "workers": (f"{w}; runs that stack share a training job (largebatch.packing), the others are separate "
-                    "Snakemake jobs (in parallel on a cluster)") if packed else
-                   f"{w}, each a separate Snakemake job (in parallel on a cluster)",
+        "workers": f"{w}, each a separate Snakemake job (in parallel on a cluster)",
         "batch sizes": f"phase 1 / LB {block['large_batch']}, phase 2 / SB {block['small_batch']}",
         "optimiser": f"{spec['optimizer'].upper()}, momentum {spec.get('momentum', 0)}, Nesterov "
                      f"{spec.get('nesterov', False)}, weight decay {spec.get('weight_decay', 0)}; learning rate "

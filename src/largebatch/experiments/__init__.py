@@ -146,7 +146,8 @@ def build_plan(config: dict) -> Plan:
         for row in rows:
             owners.setdefault(row["run"], key)
     job_seconds = (config.get("packing") or {}).get("job_seconds", 0)
-    packs = pack_runs(owners, runs, job_seconds, packing_cost(scale))
+    packable = {r: k for r, k in owners.items() if PAPERS[k].packable}
+    packs = pack_runs(packable, runs, job_seconds, packing_cost(scale))
     plan = Plan(config["scale"], scale, runs, tables, packs)
     names: dict[str, str] = {}
     for key in tables:

@@ -173,6 +173,9 @@ class Paper:
     outputs: Sequence[Output] | Callable[[dict, dict], Sequence[Output]]
     jobs: Callable[[View], list[Job]] = _no_jobs
     inputs: Callable[[View], dict] = _no_inputs
+    #: False where a claim is about each run's own time: its runs then train one per job, never
+    #: in a pack (a pack's stacked runs share one clock). A fact of the paper, not a tuning knob.
+    packable: bool = True
 
     def outputs_for(self, block: dict, scale: dict) -> list[Output]:
         outs = list(self.outputs(block, scale) if callable(self.outputs) else self.outputs)

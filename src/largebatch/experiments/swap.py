@@ -182,16 +182,14 @@ def jobs(view: View) -> list[Job]:
 
 def inputs(view: View) -> dict:
     """The section's inputs besides the runs: phase 3's metrics and job times, every run's
-    training-job time (one file per run id, in plan order; a pack's file for a packed run,
-    and those files again as ``pack_benchmarks``: a pack's time is not one run's) and the
-    analysis tables."""
+    training-job time (one file per run id, in plan order: SWAP's runs are never packed) and
+    the analysis tables."""
     *averages, analysis = jobs(view)
     runs = [view.train_benchmark(r) for r in view.ids]
     return {
         "averages": [j.output["metrics"] for j in averages],
         "average_benchmarks": [paths.benchmark_file(KEY, j.name) for j in averages],
         "run_benchmarks": runs,
-        "pack_benchmarks": sorted({f for r, f in zip(view.ids, runs) if view.pack_of(r)}),
         **analysis.output,
     }
 
@@ -201,8 +199,8 @@ OUTPUTS = [
     Table("summary", "Final train and test accuracy and time, mean ± sd over seeds (phase 2: over every worker of "
           "every seed). For SWAP, epochs and times follow the critical path: phase 1 + slowest worker + averaging. "
           "Training-loop time: the engine's own clock (evaluations included, no start-up); job time: the "
-          "Snakemake benchmark of each job, start-up and data load included (a run trained in a pack with other "
-          "runs has no job of its own: its training-loop time stands in). Other jobs shared the machine."),
+          "Snakemake benchmark of each run's own job, start-up and data load included (where a record is missing, "
+          "the training-loop time stands in). Other jobs shared the machine."),
     Table("times", "Time per seed in seconds: job times (Snakemake benchmarks) and, in the last two columns, "
           "training-loop times. SWAP in parallel = phase 1 + slowest worker + averaging; one after another = "
           "phase 1 + every worker + averaging (one machine)."),
@@ -226,5 +224,7 @@ OUTPUTS = [
            "weight-space distance.", label="loss plane"),
 ]
 
+# S3 compares wall-clock times of runs (phase 1 + the slowest worker vs SB), so every run trains
+# alone in its own job (packable=False), as the paper's workers each run on their own device.
 PAPER = Paper(key=KEY, title=TITLE, category="5 SWAP (Gupta et al. 2020)", plan=plan, outputs=OUTPUTS,
-              jobs=jobs, inputs=inputs)
+              jobs=jobs, inputs=inputs, packable=False)
