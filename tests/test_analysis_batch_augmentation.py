@@ -12,7 +12,7 @@ import pytest
 from largebatch.analysis import batch_augmentation as A
 from largebatch.analysis import batch_augmentation_figures as F
 from largebatch.ba import predicted_variance
-from largebatch.stats import finalize_claims
+from largebatch.stats import decide_noninferior, finalize_claims
 
 B, N = 8, 400
 SEEDS = (0, 1, 2)
@@ -91,19 +91,19 @@ def test_noninferiority_decisions_and_unshifted_effect():
 
     noise = np.random.default_rng(0).standard_normal((2, 8)) * 0.1
     b = 80 + noise[1]
-    equal = A.decide_noninferior(80 + noise[0], b, 1.0, "equal")  # equal means, tight: within the 1-point margin
+    equal = decide_noninferior(80 + noise[0], b, 1.0, label="equal")  # equal means, tight: within the 1-point margin
     assert equal["verdict"] == REPRODUCED and equal["label"] == "equal"
     assert abs(equal["effect"] - (noise[0].mean() - noise[1].mean())) < 1e-9  # reported unshifted
     assert equal["ci_low"] < equal["effect"] < equal["ci_high"]
-    worse = A.decide_noninferior(77 + noise[0], b, 1.0)  # 3 points below: more than the margin
+    worse = decide_noninferior(77 + noise[0], b, 1.0)  # 3 points below: more than the margin
     assert worse["verdict"] == NOT_REPRODUCED and abs(worse["effect"] + 3 - (noise[0].mean() - noise[1].mean())) < 1e-9
-    slightly = A.decide_noninferior(79.5 + noise[0], b, 0.0)  # no margin: the plain superiority test, refuted
+    slightly = decide_noninferior(79.5 + noise[0], b, 0.0)  # no margin: the plain superiority test, refuted
     assert slightly["verdict"] == NOT_REPRODUCED
     # the verdict is the library's three-way rule on the decision's p-values
     for d in (equal, worse, slightly):
         assert d["verdict"] == verdict_of(d["p_claim"], d["p_against"])
     with pytest.raises(ValueError, match="margin"):
-        A.decide_noninferior([1, 2], [1, 2], -1)
+        decide_noninferior([1, 2], [1, 2], -1)
 
 
 def test_converged_fails_on_divergence_or_low_train_accuracy(st):

@@ -141,6 +141,23 @@ def decide(a: Sequence[float], b: Sequence[float], direction: str, margin: float
                      p_reverse=float(p_rev), p_equivalence=float(p_tost), **extra)
 
 
+def decide_noninferior(a: Sequence[float], b: Sequence[float], margin: float, alpha: float = ALPHA,
+                       label: str = "") -> dict:
+    """Non-inferiority: the claim "a is not worse than b by more than ``margin``" (mean(a) >
+    mean(b) - margin), as :func:`decide` on (a + margin, b) in the direction "greater";
+    against it: the reverse one-sided Welch test (a more than ``margin`` below b). The effect
+    and its CI are reported unshifted, mean(a) - mean(b)."""
+    margin = float(margin)
+    if not margin >= 0:
+        raise ValueError(f"margin = {margin!r}: a non-inferiority margin is >= 0, in the units of the data")
+    a, b = _finite(a), _finite(b)
+    d = decide(a + margin, b, "greater", 0.0, alpha)
+    return {**d, "effect": d["effect"] - margin, "ci_low": d["ci_low"] - margin, "ci_high": d["ci_high"] - margin,
+            "label": label, "ours": f"{describe(a)} vs {describe(b)}", "margin": margin,
+            "test": f"non-inferiority: one-sided Welch t-test of mean(a) > mean(b) - {margin:g}; against: the reverse "
+                    f"one-sided test (a more than {margin:g} below b); n={a.size}/{b.size}, alpha={d['alpha']:g}"}
+
+
 def tost(a: Sequence[float], b: Sequence[float], margin: float) -> float:
     """Two one-sided Welch tests: p for |mean(a) - mean(b)| < margin (the larger of the two p's)."""
     a, b = _finite(a), _finite(b)

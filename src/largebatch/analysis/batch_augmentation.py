@@ -6,7 +6,6 @@ come from here, so each step can be tested on small synthetic frames:
 * :func:`study` -- the runs and histories with the columns the section reads (accuracy in
   percentage points, each arm's label, examples seen) and the BA arm's steps to the
   baseline's final accuracy τ;
-* :func:`decide_noninferior` -- the non-inferiority test of the two controls' claims;
 * :func:`claims` -- claims BA1-BA6 (accuracy trend, steps-to-τ trend, the two controls,
   gradient variance), each with the precondition that its arms trained (:func:`converged`);
 * :func:`final_budget_table`, :func:`controls_table`, :func:`variance_table`,
@@ -19,7 +18,6 @@ The figures are in ``largebatch.analysis.batch_augmentation_figures``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +25,7 @@ import pandas as pd
 from ..ba import fit_variance_model
 from ..experiments.batch_augmentation import HEADLINE_RUN, PUBLISHED
 from ..scaling import steps_to_threshold
-from ..stats import claim_row, combine, decide, decide_one_sample, decide_trend, describe, mean_std
+from ..stats import claim_row, combine, decide, decide_noninferior, decide_one_sample, decide_trend, describe, mean_std
 
 #: how each arm is named in tables and legends (m: the BA multiplicity it is compared with; b: the batch)
 LABEL = {"BA": "BA, M = {m}", "longer": "M = 1, {m}× epochs", "distinct": "{b} distinct (M = {m})"}
@@ -113,22 +111,6 @@ def ci_text(d: dict) -> str:
     return f"{d['effect']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
 
 
-def decide_noninferior(a: Sequence[float], b: Sequence[float], margin: float, label: str = "") -> dict:
-    """The section's non-inferiority claims ("a is not worse than b by more than ``margin``"), decided
-    by :func:`largebatch.stats.decide` on ``a + margin`` against ``b`` in the direction "greater";
-    against the claim: the reverse one-sided Welch test (a more than ``margin`` below b). The
-    effect and its CI are reported unshifted, ``mean(a) - mean(b)``."""
-    margin = float(margin)
-    if not margin >= 0:
-        raise ValueError(f"margin = {margin!r}: a non-inferiority margin is >= 0, in the units of the data")
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    d = decide(a + margin, b, "greater", 0.0)
-    return {**d, "effect": d["effect"] - margin, "ci_low": d["ci_low"] - margin, "ci_high": d["ci_high"] - margin,
-            "label": label, "ours": f"{describe(a)} vs {describe(b)}", "margin": margin,
-            "test": f"non-inferiority: one-sided Welch t-test of mean(a) > mean(b) - {margin:g}; against: the reverse "
-                    f"one-sided test (a more than {margin:g} below b); n={a.size}/{b.size}, alpha={d['alpha']:g}"}
-
-
 def converged(groups: list[pd.DataFrame], min_train: float) -> tuple[bool, str]:
     """The precondition of a claim on these runs (each group one arm, with ``label``, ``status``
     and ``train_pp``): none diverged and every arm's mean final train accuracy reaches
@@ -152,7 +134,7 @@ def _control_claim(st: Study, cfg: dict, min_train: float, cid: str, arm: str, c
     for k in sorted(runs[runs.arm == arm].compare_m.unique()):
         g_ba = st.at(k).sort_values("seed")
         g_c = runs[(runs.arm == arm) & (runs.compare_m == k)].sort_values("seed")
-        parts.append(decide_noninferior(g_ba.test_pp, g_c.test_pp, margin, f"M={k}"))
+        parts.append(decide_noninferior(g_ba.test_pp, g_c.test_pp, margin, label=f"M={k}"))
         groups += [g_ba, g_c]
         ours.append(f"BA M={k}: {describe(g_ba.test_pp)} vs {g_c.label.iloc[0]}: {describe(g_c.test_pp)}")
     if not parts:

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from ..experiments.hoffer import ARM_NAMES, ARMS, PROTOCOL, PUBLISHED, PUBLISHED_DATASET, SOURCE, ra_factor
-from ..stats import decide, describe
 from ..stats import mean_sd as ms
 
 
@@ -99,19 +98,6 @@ def run_fits(runs: pd.DataFrame, hist: pd.DataFrame, dist: dict) -> pd.DataFrame
 
 
 # ----------------------------------------------------------------------------- tests
-def non_inferior(a, b, margin: float) -> dict:
-    """Non-inferiority of a to b: the claim mean(a) > mean(b) - margin, as ``stats.decide`` on
-    (a + margin, b); against it: a significantly more than `margin` below b. The effect and its
-    CI are reported as mean(a) - mean(b)."""
-    a = np.asarray(a, dtype=float)
-    d = decide(a + margin, b, "greater", 0.0)
-    d.update(effect=d["effect"] - margin, ci_low=d["ci_low"] - margin, ci_high=d["ci_high"] - margin,
-             ours=f"{describe(a)} vs {describe(b)}",
-             test=(f"non-inferiority: Welch t-test, one-sided (a > b - {margin:g}), and against: the reverse "
-                   f"one-sided test (a < b - {margin:g}); n={d['n_a']}/{d['n_b']}, alpha={d['alpha']:g}"))
-    return d
-
-
 # ----------------------------------------------------------------------------- tables
 def table_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of the table (at each network's large batch), arms ordered as the table's columns."""

@@ -14,7 +14,8 @@ import pandas as pd
 
 from ..experiments.hoffer import ARMS, PUBLISHED, SOURCE, SOURCE_FIG2, STEPS
 from ..stats import claim_row, combine, decide, decide_one_sample, describe
-from .hoffer import non_inferior, per_seed
+from ..stats import decide_noninferior as non_inferior
+from .hoffer import per_seed
 
 #: the claims in the paper's order (a claim of one network of several is ``H0-<network>``)
 CLAIM_IDS = ("H0", "H1", "H2", "H3", "H4", "H5", "H6")

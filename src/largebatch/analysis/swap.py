@@ -24,7 +24,7 @@ from ..experiments.swap import PROTOCOL, SOURCE, SOURCE_FIG1
 from ..report.provenance import benchmark_seconds
 from ..stats import claim_row, decide, decide_one_sample, describe
 from ..stats import mean_sd as ms
-from .hoffer import non_inferior
+from ..stats import decide_noninferior as non_inferior
 
 #: per-seed columns ``decide_claims`` needs (accuracies in %, times in seconds)
 PER_SEED = ("seed", "sb_acc", "lb_acc", "swap_acc", "best_worker_acc", "p1_acc", "sb_train", "lb_train",

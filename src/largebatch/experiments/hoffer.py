@@ -180,15 +180,6 @@ PROTOCOL = (
 )
 
 
-def non_inferior(a, b, margin: float) -> dict:
-    """The non-inferiority test (``largebatch.analysis.hoffer.non_inferior``), here only for
-    ``experiments.swap`` until its analysis moves to ``largebatch.analysis`` (imported when
-    called, so this module stays free of numpy at the Snakefile's parse time)."""
-    from ..analysis.hoffer import non_inferior as test
-
-    return test(a, b, margin)
-
-
 #: the arms as the report names them (each adds one adaptation to the previous column)
 ARM_NAMES = {"SB": "SB", "LB": "LB", "+LR": "LB +LR", "+GBN": "LB +LR +GBN", "+RA": "LB +LR +GBN +RA"}
 
