@@ -22,26 +22,7 @@ from largebatch.analysis import keskar_text as T
 from largebatch.experiments import keskar as K
 from largebatch.stats import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, finalize_claims
 
-BLOCK = {
-    "run": {"optimizer": "adam", "lr": 0.001, "patience": 2},
-    "networks": {
-        "F1": {"dataset": "mnist1d", "model": "mlp", "width": 16, "depth": 2},
-        "C1": {"dataset": "mnist1d", "model": "shallow_conv", "width": 4, "dropout": 0.5, "steps": 50},
-    },
-    "small_batch": 24,
-    "large_batch_fraction": 0.1,
-    "max_steps": 150,
-    "eval_bn": "batch",
-    "seeds": [0, 1, 2],
-    "similar_train_acc_pp": 2.0,
-    "claims": {"K1": {"margin_pp": 0.22}, "K2": {"margin_ratio": 8.7}, "K3": {"margin_ratio": 10.5},
-               "K4": {"margin": 0.0}, "K5": {"margin": 0.0}, "K6": {"margin_ratio": 3.0},
-               "K8": {"margin_acc_pp": 0.0, "margin_log10_sharpness": 0.0}},
-    "sweep": {"network": "F1", "batch_sizes": [60, 240], "seeds": [0], "threshold_drop": 0.01},
-    "sharpness": {"epsilons": [1e-3], "subspace_dim": 5, "max_iter": 2, "samples": 64, "batch": None,
-                  "hessian_iters": 3},
-    "parametric": {"alpha_min": -1, "alpha_max": 2, "points": 13, "pair_seed": 0, "delta": 0.25},
-}
+from test_keskar import BLOCK  # the Keskar block the planning tests use
 
 
 # --------------------------------------------------------------------------- #
