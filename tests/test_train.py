@@ -262,3 +262,41 @@ def test_long_analyses_log_progress(caplog):
         hessian_max_eigenvalue(model, F.cross_entropy, x, y, iters=2, tol=0.0)
     hessian_max_eigenvalue(model, F.cross_entropy, x, y, iters=1, tol=0.0)
     assert [line.split(":")[0] for line in lines("")] == ["run-7", "run-7", "Hessian power iteration 1/1"]
+
+
+def test_run_setup_step_loop_transitions(tiny_data, tmp_path):
+    """The skeleton both trainers walk (largebatch.runsetup.RunSetup): data position, loss
+    flushes, a divergence, a checkpoint and its resume, all through RunSetup's methods."""
+    from largebatch.runsetup import FLUSH_EVERY, RunSetup
+
+    spec = {**SPEC, "epochs": 4}
+    run = RunSetup(spec, tiny_data, tmp_path / "a", torch.device("cpu"))
+    run.begin()
+    assert [r["step"] for r in run.state["history"]] == [0] and run.step == 0
+    assert run.epoch_ends()
+    seen = []
+    for _ in range(run.steps_per_epoch):  # one epoch: one permutation, B fresh samples a step
+        seen.append(run.batch())
+        assert run.advance() == len(seen) and run.position == len(seen) * run.B
+    assert run.epoch_ends() and len(torch.cat(seen).unique()) == run.steps_per_epoch * run.B
+    assert run.flush_due(run.steps_per_epoch) and run.flush_due(FLUSH_EVERY) and not run.flush_due(FLUSH_EVERY + 1)
+    assert run.flush_losses(2.0 * run.steps_per_epoch, 0.1) is False and not run.stopped
+    assert run.evaluate_and_stop(0.1) is False
+    row = run.state["history"][-1]
+    assert row["step"] == run.steps_per_epoch and row["batch_loss"] == 2.0 and row["lr"] == 0.1
+
+    run.batch()
+    run.advance()
+    run.checkpoint(torch.tensor(1.5))
+    again = RunSetup(spec, tiny_data, tmp_path / "a", torch.device("cpu"))
+    pending = again.resume()
+    assert pending.item() == 1.5 and again.step == run.step and again.position == run.position
+    assert torch.equal(again.batch(), run.batch())  # the same data order goes on
+    assert [r["step"] for r in again.state["history"]] == [0, run.steps_per_epoch]
+
+    assert again.flush_losses(float("nan"), 0.1) is True  # a non-finite loss sum: diverged, row recorded
+    assert again.diverged and again.state["history"][-1]["step"] == again.step
+    metrics = again.finish({"autocast": "none", "channels_last": False}, False, torch.tensor(0.0))
+    assert metrics["status"] == "diverged" and metrics["steps"] == again.step
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+    assert pd.read_csv(tmp_path / "a" / "history.csv").step.tolist() == [0, run.steps_per_epoch, again.step]
