@@ -108,3 +108,16 @@ def test_notebook_context_is_the_same_under_snakemake_and_in_jupyter(tmp_path, m
     assert under_snakemake.scale == "tiny" and under_snakemake.block == config["scales"]["tiny"]["baseline"]
     with pytest.raises(ValueError, match="notebook of 'keskar'"):
         context("keskar", {"snakemake": sm})
+
+
+def test_the_planning_the_snakefile_imports_is_light():
+    """build_plan runs at every Snakemake start (and on a cluster's submit host): the package
+    and every paper declaration import no torch, numpy, pandas or matplotlib."""
+    import subprocess
+    import sys
+
+    code = ("import sys, yaml; from largebatch.experiments import build_plan; "
+            f"c = yaml.safe_load(open({str(REPO / 'config.yaml')!r})); build_plan(c); "
+            "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'matplotlib', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
