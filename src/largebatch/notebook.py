@@ -22,6 +22,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
+import yaml
+
+from .experiments import PAPERS, build_plan, scale_block
+from .report.section import Section, load_histories, load_runs
 
 
 def _names(io) -> dict:
@@ -45,8 +49,6 @@ class Context:
 
     @property
     def declaration(self):
-        from .experiments import PAPERS
-
         return PAPERS[self.paper]
 
     @property
@@ -65,21 +67,14 @@ class Context:
 
     def runs(self) -> pd.DataFrame:
         """The paper's run table (labels + run id) joined with each run's metrics.json."""
-        from .report.section import load_runs
-
         return load_runs(self.rows, self._files("metrics"))
 
     def histories(self) -> pd.DataFrame:
         """Every run's history.csv with the paper's labels as extra columns (long format)."""
-        from .report.section import load_histories
-
         return load_histories(self.rows, self._files("histories"))
 
     def section(self):
         """The paper's report section, writing where the section rule's outputs say."""
-        from .experiments import scale_block
-        from .report.section import Section
-
         outputs = self.declaration.outputs_for(self.block, scale_block(self.config))
         out = vars(self.output)
         return Section(self.paper, self.title, outputs, outdir=Path(out["section"]).parent,
@@ -96,10 +91,6 @@ def context(paper: str, namespace: dict, config_path: str = "config.yaml") -> Co
             raise ValueError(f"notebook of {paper!r} run by the section rule of {p.paper!r}")
         return Context(paper, p.scale, p.block, p.datasets, p.runs, SimpleNamespace(**_names(sm.input)),
                        SimpleNamespace(**_names(sm.output)), sm.config, sm.log[0] if sm.log else None)
-    import yaml
-
-    from .experiments import build_plan
-
     root = Path(config_path).resolve().parent
     os.chdir(root)
     with open(config_path) as f:

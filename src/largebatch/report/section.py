@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import paths
 from ..common import atomic_write
 from ..stats import CLAIM_COLUMNS, VERDICTS, finalize_claims
 
@@ -68,7 +69,7 @@ class Section:
                  files: dict[str, str] | None = None):
         self.paper = paper
         self.title = title
-        self.outdir = Path(outdir or f"results/{paper}")
+        self.outdir = Path(outdir or paths.paper_file(paper))
         self.declared = {o.name: o for o in declared}
         files = files or {}
         sub = {"table": ("tables", "csv"), "figure": ("figures", "png")}
