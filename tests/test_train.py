@@ -82,6 +82,13 @@ def test_patience_stops_and_micro_batches_match_full_batch(tiny_data, tmp_path):
     m = train_run({**SPEC, "epochs": 200, "patience": 2, "min_delta": 0.5}, tiny_data, tmp_path / "p",
                   checkpoint_every_s=None, log=lambda s: None)
     assert m["stop_reason"] == "patience" and m["epochs"] < 200
+    # a run whose stop rule never fires ends at its budget: with a stop rule that budget is a
+    # safety cap ("cap": the protocol was cut), without one the protocol's own ("budget")
+    capped = train_run({**SPEC, "epochs": 2, "patience": 50}, tiny_data, tmp_path / "c", checkpoint_every_s=None,
+                       log=lambda s: None)
+    assert capped["stop_reason"] == "cap" and capped["epochs"] == 2
+    assert train_run({**SPEC, "epochs": 1}, tiny_data, tmp_path / "d", checkpoint_every_s=None,
+                     log=lambda s: None)["stop_reason"] == "budget"
     # without BatchNorm, gradient accumulation over micro-batches equals one big batch
     spec = {**SPEC, "norm": "none", "optimizer": "sgd", "lr": 0.05, "batch_size": 64, "epochs": 1}
     a = train_run(spec, tiny_data, tmp_path / "a", checkpoint_every_s=None, log=lambda s: None)

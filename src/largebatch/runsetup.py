@@ -49,6 +49,14 @@ class _StaleCheckpoint(Exception):
     """A checkpoint of this run written for other data or starting weights."""
 
 
+def end_reason(spec: dict) -> str:
+    """Why a run that no stop rule stopped ended: ``budget`` where its steps/epochs are the
+    protocol's own, ``cap`` where it has a stop rule (patience, stop_train_acc) that should
+    have ended it first: the budget is then a safety limit, and a run that reaches it is a sign
+    the protocol was cut, not evidence."""
+    return "cap" if spec["patience"] is not None or spec["stop_train_acc"] is not None else "budget"
+
+
 def update_stop_reason(state: dict, spec: dict, row: dict) -> None:
     """After an evaluation ``row``: set ``state["stop_reason"]`` to ``diverged`` (non-finite
     training loss), ``train_acc`` (``stop_train_acc`` reached) or ``patience`` (no improvement
@@ -358,7 +366,7 @@ class RunSetup:
         metrics = {
             "run": self.rid,
             "status": "diverged" if state["stop_reason"] == "diverged" else "ok",
-            "stop_reason": state["stop_reason"] or "budget",
+            "stop_reason": state["stop_reason"] or end_reason(spec),
             "steps": steps,
             "epochs": steps / self.steps_per_epoch,
             "steps_per_epoch": self.steps_per_epoch,
