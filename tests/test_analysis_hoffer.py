@@ -120,6 +120,43 @@ def test_distance_claims_against_the_paper():
 
 
 
+def test_an_arm_on_one_seed_makes_the_claims_that_test_it_inconclusive_by_precondition():
+    """+RA on one seed (arm_seeds): H4 and H5 need a Welch test on it, so their precondition
+    fails (not an error, whatever the values), its value is shown beside the published one;
+    H0 and H6 do not test it and are decided as before."""
+    acc, train = _arms(GOOD_TEST), _arms(GOOD_TRAIN, sd=0.05)
+    acc["+RA"], train["+RA"] = acc["+RA"].iloc[:1], train["+RA"].iloc[:1]
+    rows = table_claims("F1", "F1", acc, train, MARGINS, PRE)
+    by, verdicts = {r["id"]: r for r in rows}, _verdicts(rows)
+    for cid in ("H4", "H5"):
+        assert not by[cid]["precondition_ok"] and verdicts[cid] == "inconclusive"
+        assert by[cid]["precondition"].endswith("a test needs >= 2 seeds per arm: NO, +RA one seed: not testable; "
+                                                "shown beside the published value")
+    assert "(n=1)" in by["H4"]["ours"] and by["H4"]["paper"] == "F1 on MNIST: SB 98.27, +RA 98.53"
+    assert by["H0"]["precondition_ok"] and by["H6"]["precondition_ok"]
+    assert verdicts["H0"] == verdicts["H6"] == "reproduced"
+    assert "seeds per arm" not in by["H0"]["precondition"]
+    # with every arm on >= 2 seeds the check is not listed: the texts are as before
+    full = table_claims("F1", "F1", _arms(GOOD_TEST), _arms(GOOD_TRAIN, sd=0.05), MARGINS, PRE)
+    assert not any("seeds per arm" in r["precondition"] for r in full)
+    # a network the poster does not have: the value is shown, not beside a published one
+    mine = {r["id"]: r for r in table_claims("Mine", "Mine", acc, train, MARGINS, PRE)}
+    assert mine["H4"]["precondition"].endswith("+RA one seed: not testable")
+
+
+def test_fig2_claims_that_need_an_arm_on_one_seed_are_inconclusive_by_precondition():
+    fits = _fits(PAPER_SHAPE)
+    fits = fits[~((fits.condition == "after") & (fits.batch_size == 800) & (fits.seed > 0))]
+    rows = distance_claims(fits, 50, DIST_CLAIMS, n_seeds={"SB": 5, "LB": 5, "+RA": 1})
+    by, verdicts = {r["id"]: r for r in rows}, _verdicts(rows)
+    assert not by["H1"]["precondition_ok"] and not by["H3"]["precondition_ok"]  # panel (b) is +RA's
+    assert "+RA one seed: not testable" in by["H3"]["precondition"]
+    assert "published" not in by["H3"]["precondition"]  # Fig. 2 prints no values
+    assert verdicts["H1"] == verdicts["H3"] == "inconclusive"
+    assert by["H2"]["precondition_ok"] and verdicts["H2"] == "reproduced"  # panel (a): SB and LB on 5
+    assert _verdicts(distance_claims(_fits(PAPER_SHAPE), 50, DIST_CLAIMS)) == {"H1": "reproduced", "H2": "reproduced",
+                                                                                "H3": "reproduced"}
+
 
 # ------------------------------------------------------------------ a synthetic section
 SB, LB = 50, 800
@@ -213,6 +250,43 @@ def test_table_runs_keep_only_the_large_batch_rows():
     tab = A.table_runs(pd.concat([runs, extra]))
     assert "F1-LB200" not in set(tab.run) and list(tab.arm.cat.categories) == list(ARMS)
     assert A.per_seed(tab, "F1", "SB", "test_acc").to_dict() == pytest.approx({0: 90.0, 1: 90.2, 2: 90.4})
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss")  # R² of an exact log curve is 1 in every run
+def test_a_section_with_ra_on_one_seed_shows_n_and_says_why_claims_are_untested():
+    """The mnist scale's cut (arm_seeds: {"+RA": [0]}): the section runs end to end, the table
+    gives n per cell, the texts name the cut, and the claims that test +RA are inconclusive by
+    precondition while H0, H2 and H6 are decided on 3 seeds."""
+    block = _block(F1=_net(dataset="mnist"))
+    block["networks"]["F1"]["arm_seeds"] = {"+RA": [0]}
+    runs, hist = _section(block)
+    keep = ~((runs.arm == "+RA") & (runs.seed > 0))
+    runs, hist = runs[keep], hist[hist.run.isin(set(runs[keep].run))]
+    tab, fits = A.table_runs(runs), A.run_fits(runs, hist, {**block["distance"], "log_points": 80})
+    table = A.accuracy_table(block["networks"], tab)
+    assert table.iloc[0]["LB +LR +GBN +RA"] == "90.20 (n=1)" and table.iloc[0]["SB"] == "90.20 ± 0.20 (n=3)"
+    assert "(n: seeds with a value)" in table.iloc[0]["source"] and table.iloc[1]["LB +LR +GBN +RA"] == "98.53"
+    assert list(A.arm_table(block["networks"], tab).seeds) == [3, 3, 3, 3, 1]
+    assert list(A.fit_table(fits).seeds) == [3, 3, 3, 1]
+    claims = finalize_claims(C.section_claims(block, tab, fits))
+    by = {c["id"]: c for c in claims}
+    assert {c for c in by if not by[c]["precondition_ok"]} == {"H1", "H3", "H4", "H5"}
+    assert {c: by[c]["verdict"] for c in ("H1", "H3", "H4", "H5")} == dict.fromkeys(("H1", "H3", "H4", "H5"),
+                                                                                   "inconclusive")
+    assert by["H0"]["precondition_ok"] and by["H2"]["precondition_ok"] and by["H6"]["precondition_ok"]
+    text = A.summary_text(block["networks"], [0, 1, 2], claims)
+    assert text.startswith("Each arm trained with 3 seeds (+RA of F1 net: seed 0 only) on F1 net (SB 50, LB 800).")
+    assert "H4 (a test needs >= 2 seeds per arm: NO, +RA one seed: not testable)" in text
+    seeds_row = next(r for r in A.protocol_rows(block["networks"], block["distance"], [0, 1, 2])
+                     if r["aspect"] == "seeds")
+    assert seeds_row["ours"] == "3 (0, 1, 2) (+RA of F1 net: seed 0 only)"
+    caveats = A.caveats_text(block["networks"], tab, fits, PRE)
+    assert "F1 net: +RA trained with 1 seed (0), the other arms with the section's seeds" in caveats
+    assert "its value is shown beside the published one" in caveats
+    assert A.arm_seeds_note({"F1": _net()}) == ""
+    fig = F.arm_accuracy_figure(block["networks"], tab)  # one +RA dot, no spread: still drawn
+    assert len(fig.axes) == 1
+    plt.close("all")
 
 
 def test_published_levels_are_compared_only_on_the_papers_data():

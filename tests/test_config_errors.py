@@ -43,6 +43,14 @@ CASES = [
     (R % "{eval_bn: sometimes}", r"eval_bn"),
     (R % "{lr_scaling: sqrt}", r"lr_scaling = 'sqrt' needs base_batch"),
     (R % "{warmup_epochs: -1}", r"warmup_epochs"),
+    # a Hoffer arm's own seeds: arms only, each a non-empty list of seeds
+    ("scales: {tiny: {hoffer: {networks: {F1: {arm_seeds: {RA: [0]}}}}}}", r"scales.tiny.hoffer is invalid.*'RA'"),
+    ("scales: {tiny: {hoffer: {networks: {F1: {arm_seeds: {'+RA': []}}}}}}", r"scales.tiny.hoffer is invalid.*\[\]"),
+    # a scale's own list of sections: papers only, and the top-level papers must name one of them
+    ("scales: {tiny: {papers: [baseline, nonsense]}}", r"scales.tiny.papers lists 'nonsense', which is not a paper"),
+    ("scales: {tiny: {papers: []}}", r"\['tiny'\]\['papers'\]"),
+    ("papers: [swap]\nscales: {tiny: {papers: [baseline, keskar]}}",
+     r"scale 'tiny' builds only \['baseline', 'keskar'\] \(scales.tiny.papers\), and papers = \['swap'\] names none"),
 ]
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from largebatch.analysis.hoffer import distance_fits, high_lr_phase, log_fit, log_grid, sqrt_fit
 from largebatch.experiments import ConfigError, build_plan, build_registry
 from largebatch.experiments.hoffer import (ARMS, PAPER, PUBLISHED, arm_spec, plan, published_margins, ra_factor,
-                                           regime_adaptation)
+                                           regime_adaptation, seeds_by_arm)
 from largebatch.gbn import GhostBatchNorm
 from largebatch.models import build_model
 from largebatch.spec import effective_lr, lr_at, normalize
@@ -106,6 +106,34 @@ def test_plan_lists_the_table_and_the_distance_batch_sizes():
         plan(_block(distance={"network": "F1", "batch_sizes": [50, 120], "log_points": 5}), {})
     with pytest.raises(ValueError, match="distance.network"):
         plan(_block(distance={"network": "C9", "batch_sizes": [50], "log_points": 5}), {})
+
+
+def test_an_arm_can_have_its_own_seeds_at_every_batch_size_it_trains():
+    """arm_seeds: +RA on one seed (the cut of a budget), the other arms on the section's seeds;
+    the arm's seeds hold for its Fig. 2 runs too, and other networks keep the section's."""
+    block = _block(seeds=[0, 1, 2])
+    block["networks"]["F1"]["arm_seeds"] = {"+RA": [0]}
+    block["networks"]["F2"] = {**block["networks"]["F1"], "arm_seeds": {"LB": [4, 5]}}
+    assert seeds_by_arm(block, "F1") == {"SB": [0, 1, 2], "LB": [0, 1, 2], "+LR": [0, 1, 2], "+GBN": [0, 1, 2],
+                                         "+RA": [0]}
+    rows = plan(block, {})
+    seeds = {}
+    for lab, spec in rows:
+        assert spec["seed"] == lab["seed"]
+        seeds.setdefault((lab["network"], lab["arm"], lab["batch_size"]), []).append(lab["seed"])
+    assert seeds[("F1", "+RA", 800)] == seeds[("F1", "+RA", 200)] == [0]
+    assert seeds[("F1", "LB", 200)] == seeds[("F1", "SB", 50)] == [0, 1, 2]
+    assert seeds[("F2", "LB", 800)] == [4, 5] and seeds[("F2", "+RA", 800)] == [0, 1, 2]
+    assert len(rows) == (4 * 3 + 1) + (3 + 1) + (4 * 3 + 2)  # F1: table, Fig. 2 at 200 (LB, +RA); F2: table
+    # without arm_seeds every arm has the section's seeds, in the same order as before
+    assert [lab["seed"] for lab, _ in plan(_block(), {}) if lab["arm"] == "+RA"] == [0, 1, 0, 1]
+    bad = _block()
+    bad["networks"]["F1"]["arm_seeds"] = {"RA": [0]}
+    with pytest.raises(ValueError, match=r"networks.F1.arm_seeds: \['RA'\] are not arms; choose from"):
+        plan(bad, {})
+    bad["networks"]["F1"]["arm_seeds"] = {"+RA": []}
+    with pytest.raises(ValueError, match=r"networks.F1.arm_seeds.\+RA = \[\]: give a non-empty list"):
+        plan(bad, {})
 
 
 def test_registry_reports_a_bad_block_with_its_key():

@@ -8,7 +8,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from largebatch import paths
 from largebatch.experiments import PAPERS as DECLARATIONS
-from largebatch.experiments import ConfigError, build_plan, scale_block
+from largebatch.experiments import ConfigError, build_plan, papers_of, scale_block
 
 try:
     SCALE = scale_block(config)
@@ -30,7 +30,9 @@ except ConfigError as err:
 RUNS = PLAN.runs
 PACKS = PLAN.packs
 DATASETS = SCALE["datasets"]
-PAPERS = config["papers"]
+# the sections this run builds: the scale's own `papers` where it has one, narrowed by
+# the top-level `papers` (largebatch.experiments.papers_of)
+PAPERS = papers_of(config)
 ENV = os.path.join(workflow.basedir, "envs", "largebatch.yaml")
 PACKED = {run for ids in PACKS.values() for run in ids}
 SINGLE = [run for run in RUNS if run not in PACKED]

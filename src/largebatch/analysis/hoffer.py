@@ -121,13 +121,17 @@ def same_data(name: str, net: dict) -> bool:
 
 def accuracy_table(nets: dict, tab: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 1 layout: per network our row (test accuracy mean ± sd per arm) and,
-    where the poster has the network, its published row below."""
+    where the poster has the network, its published row below. Where the arms of a row have
+    different numbers of seeds (``arm_seeds``), every cell of it gives its n."""
     wide = []
     for name, net in nets.items():
-        row = {"network": net.get("label", name), "source": "ours, mean ± sd over seeds",
+        acc = {arm: per_seed(tab, name, arm, "test_acc") for arm in ARMS}
+        show_n = len({len(v) for v in acc.values()}) > 1
+        row = {"network": net.get("label", name),
+               "source": "ours, mean ± sd over seeds" + (" (n: seeds with a value)" if show_n else ""),
                "SB / LB batch": f"{net['small_batch']} / {net['large_batch']}"}
         for arm in ARMS:
-            row[ARM_NAMES[arm]] = ms(per_seed(tab, name, arm, "test_acc"), 2)
+            row[ARM_NAMES[arm]] = ms(acc[arm], 2) + (f" (n={int(acc[arm].notna().sum())})" if show_n else "")
         wide.append(row)
         if name in PUBLISHED:
             pub = PUBLISHED[name]
@@ -166,6 +170,14 @@ def fit_table(fits: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- text
+def arm_seeds_note(nets: dict) -> str:
+    """' (+RA of F1 (MNIST): seed 0 only)' for the arms a network gives their own seeds
+    (``arm_seeds``), '' where none does."""
+    parts = [f"{arm} of {net.get('label', name)}: seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))} only"
+             for name, net in nets.items() for arm, s in (net.get("arm_seeds") or {}).items()]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def summary_text(nets: dict, seeds, decided: list[dict]) -> str:
     """The section's opening paragraph: what was trained and the verdicts (``decided``: the
     claims after ``stats.finalize_claims``), naming the failed precondition of each
@@ -173,7 +185,7 @@ def summary_text(nets: dict, seeds, decided: list[dict]) -> str:
     counts = pd.Series([c["verdict"] for c in decided]).value_counts()
     failed = [c for c in decided if not c["precondition_ok"]]
     return (
-        f"Each arm trained with {len(seeds)} seeds on "
+        f"Each arm trained with {len(seeds)} seeds{arm_seeds_note(nets)} on "
         + "; ".join(f"{n.get('label', k)} (SB {n['small_batch']}, LB {n['large_batch']})" for k, n in nets.items())
         + f". Of {len(decided)} claims: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "."
         + (" Inconclusive for a failed precondition: "
@@ -211,7 +223,7 @@ def protocol_rows(nets: dict, dist: dict, seeds) -> list[dict]:
         "weight distance": f"all trainable weights, {dist['log_points']} evaluations on a log-spaced step grid, "
                            f"batch sizes {', '.join(map(str, dist['batch_sizes']))}",
         "test accuracy": "test accuracy of the final weights (BatchNorm running statistics)",
-        "seeds": f"{len(seeds)} ({', '.join(map(str, seeds))})",
+        "seeds": f"{len(seeds)} ({', '.join(map(str, seeds))}){arm_seeds_note(nets)}",
     }
     return [{"aspect": aspect, "paper": paper, "ours": ours[aspect]} for aspect, paper in PROTOCOL]
 
@@ -232,6 +244,16 @@ def caveats_text(nets: dict, tab: pd.DataFrame, fits: pd.DataFrame, pre: dict) -
             f"can exceed SB, so the comparisons with SB require SB to reach {pre['sb_train_acc_min_pp']:g}% train "
             f"accuracy and generalisation comparisons require train accuracies within {pre['max_train_gap_pp']:g} "
             "points.")
+    for name, net in nets.items():
+        for arm, s in (net.get("arm_seeds") or {}).items():
+            note = (f"{net.get('label', name)}: {arm} trained with {len(s)} seed{'s' if len(s) > 1 else ''} "
+                    f"({', '.join(map(str, s))}), the other arms with the section's seeds (arm_seeds: this scale's "
+                    "cut of its budget, stated in config.yaml).")
+            if len(s) < 2:
+                note += (" A claim whose test needs this arm is inconclusive by its precondition (a t-test needs "
+                         "2 values per arm)" + ("; its value is shown beside the published one." if name in PUBLISHED
+                                                else "."))
+            notes.append(note)
     fb = fits[fits.condition == "before"].groupby("batch_size")
     notes.append(
         "Fig. 2 slopes b (per unit of ln t), before: " + ", ".join(f"B={b}: {s:.2f}" for b, s in fb.slope.mean().items())

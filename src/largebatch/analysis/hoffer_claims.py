@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..experiments.hoffer import ARMS, PUBLISHED, SOURCE, SOURCE_FIG2, STEPS
+from ..experiments.hoffer import ARMS, PUBLISHED, SOURCE, SOURCE_FIG2, STEPS, seeds_by_arm
 from ..stats import claim_row, combine, decide, decide_one_sample, describe
 from ..stats import decide_noninferior as non_inferior
 from .hoffer import per_seed
@@ -49,6 +49,19 @@ def _preconditions(*checks: tuple[bool, str]) -> dict:
     return {"precondition_ok": all(ok for ok, _ in checks), "precondition": "; ".join(t for _, t in checks)}
 
 
+def _seeded(n_seeds: dict, arms, published: bool = False) -> list[tuple[bool, str]]:
+    """Precondition 'every arm the claim's tests compare has >= 2 seeds' (a t-test needs two
+    values), where an arm has its own fewer seeds (``arm_seeds``, e.g. +RA on one seed as the
+    poster's table): its value is then shown, not tested. Listed only where it fails, so a
+    section whose arms all have >= 2 seeds reads as before. n_seeds: arm -> planned seeds."""
+    few = [a for a in dict.fromkeys(arms) if n_seeds.get(a, 2) < 2]
+    if not few:
+        return []
+    what = ", ".join(f"{a} {'one seed' if n_seeds[a] == 1 else f'{n_seeds[a]} seeds'}" for a in few)
+    return [(False, f"a test needs >= 2 seeds per arm: NO, {what}: not testable"
+                    + ("; shown beside the published value" if published else ""))]
+
+
 def table_claims(name: str, label: str, acc: dict, train: dict, margins: dict, pre: dict,
                  multi: bool = False) -> list[dict]:
     """Claims H0, H4, H5, H6 of one network from per-seed final accuracies in percent.
@@ -69,6 +82,11 @@ def table_claims(name: str, label: str, acc: dict, train: dict, margins: dict, p
 
     sb_ok = _converged("SB", train["SB"], pre["sb_train_acc_min_pp"])
     gap = pre["max_train_gap_pp"]
+    n_seeds = {arm: len(acc[arm]) for arm in ARMS}
+
+    def seeded(*arms):
+        return _seeded(n_seeds, arms, published=bool(pub))
+
     rows = []
     m0 = float(margins["H0"]["margin_pp"])
 
@@ -83,7 +101,7 @@ def table_claims(name: str, label: str, acc: dict, train: dict, margins: dict, p
         rule=f"Welch one-sided LB < SB; against: reverse test or equivalence within ±{m0:g} points (the "
              "published SB - LB gap)", paper=paper("SB", "LB"), paper_source=psrc,
         **_preconditions(sb_ok, _converged("LB", train["LB"], pre["sb_train_acc_min_pp"]),
-                         _comparable("LB", "SB", train, gap))))
+                         _comparable("LB", "SB", train, gap), *seeded("LB", "SB"))))
     m4 = float(margins["H4"]["margin_pp"])
     rows.append(claim_row(
         cid("H4"), "The gap comes from the number of updates, not the batch size: LB with all adaptations "
@@ -91,7 +109,7 @@ def table_claims(name: str, label: str, acc: dict, train: dict, margins: dict, p
         named(non_inferior(acc["+RA"], acc["SB"], m4), "+RA", "SB"),
         rule=f"non-inferiority: Welch one-sided +RA > SB - {m4:g} points (half the published SB - LB gap); "
              f"against: +RA more than {m4:g} points below SB", paper=paper("SB", "+RA"), paper_source=psrc,
-        **_preconditions(sb_ok, _comparable("+RA", "SB", train, gap))))
+        **_preconditions(sb_ok, _comparable("+RA", "SB", train, gap), *seeded("+RA", "SB"))))
     m5 = [float(x) for x in margins["H5"]["margin_pp"]]
     if len(m5) != len(STEPS):
         raise ValueError(f"networks.{name}.claims.H5.margin_pp: give {len(STEPS)} margins, one per adaptation "
@@ -110,7 +128,7 @@ def table_claims(name: str, label: str, acc: dict, train: dict, margins: dict, p
              "(largest p), is refuted if one step is refuted (reverse test or equivalence within that step's "
              f"published gain: {', '.join(f'{n} ±{m:g}' for (n, _), m in zip(STEPS, m5))}; Bonferroni over "
              "steps)", paper=paper("LB", "+LR", "+GBN", "+RA"), paper_source=psrc,
-        **_preconditions(sb_ok)))
+        **_preconditions(sb_ok, *seeded(*(a for step in STEPS for a in step)))))
     m6 = float(margins["H6"]["margin_pp"])
     rows.append(claim_row(
         cid("H6"), "Ghost Batch Normalization improves generalization without extra updates (+GBN vs +LR, "
@@ -118,22 +136,30 @@ def table_claims(name: str, label: str, acc: dict, train: dict, margins: dict, p
         named(decide(acc["+GBN"], acc["+LR"], "greater", m6), "+GBN", "+LR"),
         rule=f"Welch one-sided +GBN > +LR; against: reverse test or equivalence within ±{m6:g} points (the "
              f"published +GBN gain)", paper=paper("+LR", "+GBN"), paper_source=psrc,
-        **_preconditions(sb_ok, _comparable("+GBN", "+LR", train, gap))))
+        **_preconditions(sb_ok, _comparable("+GBN", "+LR", train, gap), *seeded("+GBN", "+LR"))))
     return rows
 
 
-def distance_claims(fits, small_batch: int, claims: dict, min_points: int = 3) -> list[dict]:
+def distance_claims(fits, small_batch: int, claims: dict, min_points: int = 3,
+                    n_seeds: dict | None = None) -> list[dict]:
     """Claims H1-H3 (Fig. 2) from per-run fits (``distance_fits`` rows with condition,
     batch_size, seed, run). claims: the section's ``claims`` block (H1: r2_min, r2_margin;
-    H2, H3: margin_log_ratio)."""
+    H2, H3: margin_log_ratio). n_seeds: arm -> planned seeds of the distance network (SB's runs
+    fit both panels, LB's panel (a), +RA's panel (b)); a claim that tests an arm of fewer than
+    2 seeds is inconclusive by its precondition (default: every arm has enough)."""
     fits = fits.copy()
     # one group per trained configuration: SB is the same run in both panels
     groups = fits[~((fits.condition == "after") & (fits.batch_size == small_batch))]
     short = sorted({f"{c} B={b}" for (c, b), g in groups.groupby(["condition", "batch_size"])
                     if (g.points < min_points).any()})
-    fit_pre = {"precondition_ok": not short,
-               "precondition": (f"every run's high-LR phase has >= {min_points} log-grid points to fit: "
-                                + ("yes" if not short else "NO (" + ", ".join(short) + ")"))}
+    fit_ok = (not short, f"every run's high-LR phase has >= {min_points} log-grid points to fit: "
+                         + ("yes" if not short else "NO (" + ", ".join(short) + ")"))
+    n_seeds = n_seeds or {}
+    has_after = bool(((groups.condition == "after") & (groups.batch_size != small_batch)).any())
+
+    def fit_pre(*arms):
+        return _preconditions(fit_ok, *_seeded(n_seeds, arms))
+
     rows = []
     h1 = claims["H1"]
     r2_min, r2_margin = float(h1["r2_min"]), float(h1["r2_margin"])
@@ -152,7 +178,8 @@ def distance_claims(fits, small_batch: int, claims: dict, min_points: int = 3) -
         "number of updates (d ≈ a + b ln t).", "R² of d = a + b ln t per run, by batch size and panel", h1d,
         rule=f"every group (batch size, before/after): one-sample t-test R² > {r2_min:g} and R²(ln t) - R²(√t) "
              f"> 0; against: R² significantly below {r2_min:g}, or the √t fit better, or the two within "
-             f"±{r2_margin:g}", paper="curves only (no values printed)", paper_source=SOURCE_FIG2, **fit_pre))
+             f"±{r2_margin:g}", paper="curves only (no values printed)", paper_source=SOURCE_FIG2,
+        **fit_pre("SB", "LB", *(["+RA"] if has_after else []))))
 
     def log_ratio(cond: str, b: int):
         sb = fits[(fits.condition == "before") & (fits.batch_size == small_batch)].set_index("seed").slope
@@ -177,7 +204,7 @@ def distance_claims(fits, small_batch: int, claims: dict, min_points: int = 3) -
         "per update than the small batch's (Fig. 2a).", f"ln(slope(B) / slope(B={small_batch})) per seed", h2,
         rule=f"every larger batch: one-sample t-test of the per-seed log slope ratio < 0; against: > 0, or "
              f"within ±{m2:g} (slopes within ~{100 * (np.exp(m2) - 1):.0f}%)", paper="curves only (no values printed)",
-        paper_source=SOURCE_FIG2, **fit_pre))
+        paper_source=SOURCE_FIG2, **fit_pre("SB", "LB")))
     m3 = float(claims["H3"]["margin_log_ratio"])
     parts, texts = [], []
     for b in others:
@@ -200,7 +227,7 @@ def distance_claims(fits, small_batch: int, claims: dict, min_points: int = 3) -
         "rate: its slope moves towards the small batch's (Fig. 2b).",
         f"|ln(slope(B) / slope(B={small_batch}))| after minus before, per seed", h3,
         rule=f"every larger batch: one-sample t-test of the per-seed change < 0; against: > 0, or within ±{m3:g}",
-        paper="curves only (no values printed)", paper_source=SOURCE_FIG2, **fit_pre))
+        paper="curves only (no values printed)", paper_source=SOURCE_FIG2, **fit_pre("SB", "LB", "+RA")))
     return rows
 
 
@@ -209,8 +236,9 @@ def section_claims(block: dict, tab: pd.DataFrame, fits: pd.DataFrame) -> list[d
     block has several): H1-H3 from the Fig. 2 ``fits``, H0 and H4-H6 per network from the table
     runs ``tab`` (``analysis.hoffer.table_runs``)."""
     nets, pre = block["networks"], block["preconditions"]
-    sb_b = nets[block["distance"]["network"]]["small_batch"]
-    claims = distance_claims(fits, sb_b, block["claims"], pre["min_fit_points"])
+    dist_net = block["distance"]["network"]
+    n_seeds = {arm: len(seeds) for arm, seeds in seeds_by_arm(block, dist_net).items()}
+    claims = distance_claims(fits, nets[dist_net]["small_batch"], block["claims"], pre["min_fit_points"], n_seeds)
     for name, net in nets.items():
         acc = {arm: per_seed(tab, name, arm, "test_acc") for arm in ARMS}
         train = {arm: per_seed(tab, name, arm, "train_acc") for arm in ARMS}

@@ -26,13 +26,41 @@ PAPERS: dict[str, Paper] = {m.PAPER.key: m.PAPER for m in (baseline, keskar, hof
                                                           swap, batch_augmentation)}
 
 __all__ = ["PAPERS", "ConfigError", "Job", "Output", "Paper", "Plan", "View", "build_plan",
-           "build_registry", "dataset_sizes", "paper", "scale_block", "seeds_of", "train_size"]
+           "build_registry", "dataset_sizes", "paper", "papers_of", "scale_block", "seeds_of", "train_size"]
 
 
 def paper(name: str) -> Paper:
     if name not in PAPERS:
         raise ConfigError(f"config.yaml: papers lists {name!r}, which is not a paper; choose from {list(PAPERS)}")
     return PAPERS[name]
+
+
+def papers_of(config: dict) -> list[str]:
+    """The sections a run of `config` builds, in the top-level ``papers`` order.
+
+    A scale with blocks for only some papers (``mnist``) says which in its own optional
+    ``papers`` list, so that ``--config scale=NAME`` alone works. The top-level ``papers``
+    (which ``--config papers=[...]`` sets) still narrows it: the result is the intersection,
+    in the top-level order. Snakemake merges the command line into the config, so the two
+    cannot be told apart; the top-level default names every paper, so by default the scale's
+    list is what runs. The one place this is decided: the plan, the workflow's rules and the
+    report all call it.
+    """
+    top = list(config["papers"])
+    for key in top:
+        paper(key)
+    own = ((config.get("scales") or {}).get(config.get("scale")) or {}).get("papers")
+    if own is None:
+        return top
+    where = f"scales.{config['scale']}.papers"
+    for key in own:
+        if key not in PAPERS:
+            raise ConfigError(f"config.yaml: {where} lists {key!r}, which is not a paper; choose from {list(PAPERS)}")
+    chosen = [key for key in top if key in own]
+    if not chosen:
+        raise ConfigError(f"config.yaml: scale {config['scale']!r} builds only {list(own)} ({where}), and papers = "
+                          f"{top} names none of them; give papers=[...] from {list(own)}, or no papers= to build them all")
+    return chosen
 
 
 def scale_block(config: dict) -> dict:
@@ -58,7 +86,7 @@ def build_registry(config: dict) -> tuple[dict[str, dict], dict[str, list[dict]]
     defaults = scale.get("defaults", {})
     runs: dict[str, dict] = {}
     tables: dict[str, list[dict]] = {}
-    for key in config["papers"]:
+    for key in papers_of(config):
         decl = paper(key)
         if key not in scale:
             raise ConfigError(f"config.yaml: papers lists {key!r} but {where} has no `{key}:` block; "

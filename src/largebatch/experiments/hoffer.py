@@ -115,19 +115,42 @@ def arm_spec(run: dict, arm: str, batch: int, small_batch: int) -> dict:
     return spec
 
 
+def seeds_by_arm(block: dict, name: str) -> dict[str, list[int]]:
+    """Each arm's seeds for network `name`: its ``arm_seeds`` entry where the network's block
+    names the arm, else the section's ``seeds``.
+
+    Why per arm: +RA trains B_L/B_S times the epochs of the other arms, so where a budget
+    cannot hold it on every seed the cheapest cut is fewer seeds for +RA alone (the poster's
+    table is one run per cell), not a smaller network or a shorter regime. An arm's seeds
+    hold at every batch size it trains (the table's and Fig. 2's). A claim whose test needs an
+    arm with fewer than 2 seeds is inconclusive by its precondition (``analysis.hoffer_claims``).
+    """
+    seeds = seeds_of(block)
+    own = block["networks"][name].get("arm_seeds") or {}
+    unknown = [a for a in own if a not in ARMS]
+    if unknown:
+        raise ValueError(f"networks.{name}.arm_seeds: {unknown} are not arms; choose from {list(ARMS)}")
+    for arm, arm_seeds in own.items():
+        if not isinstance(arm_seeds, list) or not arm_seeds:
+            raise ValueError(f"networks.{name}.arm_seeds.{arm} = {arm_seeds!r}: give a non-empty list of integer seeds")
+    return {arm: list(own.get(arm, seeds)) for arm in ARMS}
+
+
 def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
     """Every network's table arms, plus the distance batch sizes of Fig. 2.
 
     The distance network's runs also log extra evaluations on a log-spaced step
     grid (``distance.log_points``).  Each extra distance batch size B gets the
     unadapted run ("LB" arm at batch B, Fig. 2a) and the fully adapted one ("+RA"
-    arm, Fig. 2b); the small batch is the same run in both panels.  Which runs share a
-    training job is the packing policy's choice (``largebatch.packing``), not the plan's.
+    arm, Fig. 2b); the small batch is the same run in both panels. Each arm trains on
+    its own seeds (``seeds_by_arm``: the section's ``seeds`` unless the network's
+    ``arm_seeds`` names the arm).  Which runs share a training job is the packing
+    policy's choice (``largebatch.packing``), not the plan's.
     """
-    seeds = seeds_of(block)
     dist = block.get("distance") or {}
     runs = []
     for name, net in block["networks"].items():
+        seeds = seeds_by_arm(block, name)
         sb, lb = net["small_batch"], net["large_batch"]
         if lb <= sb:
             raise ValueError(f"networks.{name}: large_batch = {lb} must be larger than small_batch = {sb}")
@@ -145,7 +168,7 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
                 if b not in (sb, lb):
                     jobs += [("LB", b), ("+RA", b)]
         for arm, b in jobs:
-            for seed in seeds:
+            for seed in seeds[arm]:
                 labels = {"network": name, "label": net.get("label", name), "arm": arm,
                           "batch_size": sb if arm == "SB" else b, "seed": seed,
                           "table": b == lb}

@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from .. import paths
+from ..experiments import papers_of
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,8 @@ def paper_scale_estimate(config: dict) -> dict:
         return {"rows": [], "error": "config.yaml has no 'paper' scale"}
     cfg = copy.deepcopy(config)
     cfg["scale"] = "paper"
-    cfg["papers"] = [p for p in config.get("papers", []) if p in cfg["scales"]["paper"]]
+    built = papers_of(config) if config.get("papers") else []  # the sections this run built
+    cfg["papers"] = [p for p in built if p in cfg["scales"]["paper"]]
     try:
         from ..estimate import estimate
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ..experiments import papers_of
 from ..stats import ALPHA, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, VERDICTS
 from .fmt import as_bool, is_fragile
 
@@ -133,7 +134,7 @@ def margins(config: dict) -> list[dict]:
     claims, as 'path = value' strings (e.g. 'claims.K1.margin_pp = 0.22')."""
     block = (config.get("scales") or {}).get(config.get("scale")) or {}
     out = []
-    for paper in config.get("papers", []):
+    for paper in papers_of(config) if config.get("papers") else []:
         found: list[str] = []
 
         def walk(node, path):
