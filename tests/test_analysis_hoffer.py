@@ -286,6 +286,9 @@ def test_a_section_with_ra_on_one_seed_shows_n_and_says_why_claims_are_untested(
     assert A.arm_seeds_note({"F1": _net()}) == ""
     fig = F.arm_accuracy_figure(block["networks"], tab)  # one +RA dot, no spread: still drawn
     assert len(fig.axes) == 1
+    assert len(F.curves_figure(block["networks"], hist).axes[0].get_legend().get_texts()) == len(ARMS)
+    after = F.distance_figure(fits, hist, 1).axes[1]
+    assert [t.get_text() for t in after.get_legend().get_texts()][1].startswith("B=800: b=1.90")  # seed 0's slope
     plt.close("all")
 
 
