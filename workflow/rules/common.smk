@@ -13,7 +13,7 @@ from largebatch.experiments import ConfigError, build_plan, papers_of, scale_blo
 try:
     SCALE = scale_block(config)
     # each paper's block of the scale is checked against its own schema before any job starts
-    for _paper in config["papers"]:
+    for _paper in papers_of(config):
         if _paper in SCALE:
             try:
                 validate(SCALE[_paper], f"../schemas/{_paper}.schema.yaml")
