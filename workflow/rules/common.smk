@@ -72,16 +72,16 @@ def train_inputs(wildcards):
 
 
 def pack_files(ids):
-    """A pack's datasets and the weights its runs start from (trained by other jobs), by
-    dataset name / parent run id, and each run's output folder."""
-    data = {RUNS[r]["dataset"]: paths.data_file(RUNS[r]["dataset"]) for r in ids}
-    init = {
-        RUNS[r]["init_from"]: paths.run_file(RUNS[r]["init_from"], "model.pt")
-        for r in ids
-        if RUNS[r]["init_from"]
-    }
-    out = [os.path.dirname(paths.run_file(r)) for r in ids]
-    return dict(sorted(data.items())), dict(sorted(init.items())), out
+    """A pack's datasets and the weights its runs start from (trained by other jobs)."""
+    data = sorted({paths.data_file(RUNS[r]["dataset"]) for r in ids})
+    init = sorted(
+        {
+            paths.run_file(RUNS[r]["init_from"], "model.pt")
+            for r in ids
+            if RUNS[r]["init_from"]
+        }
+    )
+    return data, init
 
 
 # the script of every generated rule, by its name. Snakemake evaluates a `script` directive

@@ -36,8 +36,8 @@ for _pack, _ids in PACKS.items():
         name:
             f"train_pack_{_pack}"
         input:
-            data=list(pack_files(_ids)[0].values()),
-            init=list(pack_files(_ids)[1].values()),
+            data=pack_files(_ids)[0],
+            init=pack_files(_ids)[1],
         output:
             [paths.run_file(r, name) for r in _ids for name in paths.RUN_OUTPUTS],
         log:
@@ -51,10 +51,9 @@ for _pack, _ids in PACKS.items():
             **resources(minutes=120),
         params:
             **JOB_PARAMS,
+            # run ids only: a run's id is the hash of its spec, so they capture every change;
+            # the script looks the specs up in the plan (Snakemake stores a job's params with
+            # each of its outputs, so the specs here would grow as runs x runs)
             runs=_ids,
-            specs=[RUNS[r] for r in _ids],
-            data_files=pack_files(_ids)[0],
-            init_files=pack_files(_ids)[1],
-            out_dirs=pack_files(_ids)[2],
         script:
             "../scripts/train_pack.py"
