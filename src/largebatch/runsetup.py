@@ -10,7 +10,7 @@ checkpoints whichever trainer trains it:
   summed on the device are read (one device sync); a non-finite sum ends the run as
   ``diverged`` (its row recorded);
 * ``evaluate_and_stop``: at an evaluation step, the history row and the stopping rules
-  (``update_stop_reason``);
+  (``stopping.update_stop_reason``);
 * ``checkpoint`` (when a ``CheckpointTimer`` is due), ``resume``, and ``finish`` (the
   outputs, the kept or removed final checkpoint, the log line).
 
@@ -39,6 +39,7 @@ from .models import build_model
 from .progress import hms
 from .runio import HISTORY_COLUMNS, CheckpointError, state_fingerprint, write_history
 from .spec import effective_lr, lr_at, normalize, run_id
+from .stopping import end_reason, update_stop_reason
 
 #: steps between two reads of the summed mini-batch loss outside evaluations (each is a device
 #: sync): a diverged run is noticed within this many steps
@@ -47,38 +48,6 @@ FLUSH_EVERY = 25
 
 class _StaleCheckpoint(Exception):
     """A checkpoint of this run written for other data or starting weights."""
-
-
-def end_reason(spec: dict) -> str:
-    """Why a run that no stop rule stopped ended: ``budget`` where its steps/epochs are the
-    protocol's own, ``cap`` where it has a stop rule (patience, stop_train_acc) that should
-    have ended it first: the budget is then a safety limit, and a run that reaches it is a sign
-    the protocol was cut, not evidence."""
-    return "cap" if spec["patience"] is not None or spec["stop_train_acc"] is not None else "budget"
-
-
-def update_stop_reason(state: dict, spec: dict, row: dict) -> None:
-    """After an evaluation ``row``: set ``state["stop_reason"]`` to ``diverged`` (non-finite
-    training loss), ``train_acc`` (``stop_train_acc`` reached) or ``patience`` (no improvement
-    of ``min_delta`` in the training loss for ``patience`` evaluations: relative, loss < best *
-    (1 - min_delta), or with ``min_delta_mode: abs`` absolute, loss < best - min_delta), keeping
-    the best loss and the count of evaluations without improvement in ``state``."""
-    if not math.isfinite(row["train_loss"]):
-        state["stop_reason"] = "diverged"
-        return
-    if spec["stop_train_acc"] is not None and row["train_acc"] >= spec["stop_train_acc"]:
-        state["stop_reason"] = "train_acc"
-    if spec["patience"] is not None:
-        if spec.get("min_delta_mode", "rel") == "abs":
-            better = row["train_loss"] < state["best"] - spec["min_delta"]
-        else:
-            better = row["train_loss"] < state["best"] * (1 - spec["min_delta"])
-        if better:
-            state["best"], state["bad_evals"] = row["train_loss"], 0
-        else:
-            state["bad_evals"] += 1
-            if state["bad_evals"] >= spec["patience"]:
-                state["stop_reason"] = "patience"
 
 
 def make_optimizer(spec: dict, model: nn.Module) -> torch.optim.Optimizer:

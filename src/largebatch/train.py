@@ -39,7 +39,8 @@ from .data import Dataset
 from .evaluation import batch_stat_eval, eval_steps, evaluate, param_vector, weight_distance  # noqa: F401
 from .progress import progress_eta, progress_label, progress_prefix  # noqa: F401
 from .runio import HISTORY_COLUMNS, CheckpointError, load_weights, state_fingerprint, write_history  # noqa: F401
-from .runsetup import CheckpointTimer, RunSetup, make_optimizer, update_stop_reason  # noqa: F401
+from .runsetup import CheckpointTimer, RunSetup, make_optimizer  # noqa: F401
+from .stopping import update_stop_reason  # noqa: F401
 
 _make_optimizer = make_optimizer  # the name README and benchmarks cite
 
