@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Sequence
 
 from .. import paths
@@ -138,11 +139,12 @@ class View:
         """The paper's run ids, each once, in plan order."""
         return list(dict.fromkeys(r["run"] for r in self.rows))
 
+    @cached_property
+    def _pack_by_run(self) -> dict[str, str]:
+        return {run: name for name, ids in self.packs.items() for run in ids}
+
     def pack_of(self, run: str) -> str | None:
-        for name, ids in self.packs.items():
-            if run in ids:
-                return name
-        return None
+        return self._pack_by_run.get(run)
 
     def train_benchmark(self, run: str) -> str:
         """The benchmark file of the job that trains ``run``."""
