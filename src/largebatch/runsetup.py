@@ -39,7 +39,7 @@ from .models import build_model
 from .progress import hms
 from .runio import HISTORY_COLUMNS, CheckpointError, state_fingerprint, write_history
 from .spec import effective_lr, lr_at, normalize, run_id
-from .stopping import end_reason, update_stop_reason
+from .stopping import end_reason, run_status, update_stop_reason
 
 #: steps between two reads of the summed mini-batch loss outside evaluations (each is a device
 #: sync): a diverged run is noticed within this many steps
@@ -334,7 +334,7 @@ class RunSetup:
         last = hist[-1]
         metrics = {
             "run": self.rid,
-            "status": "diverged" if state["stop_reason"] == "diverged" else "ok",
+            "status": run_status(state["stop_reason"], last["train_loss"], self.data.num_classes),
             "stop_reason": state["stop_reason"] or end_reason(spec),
             "steps": steps,
             "epochs": steps / self.steps_per_epoch,

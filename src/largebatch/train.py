@@ -10,7 +10,7 @@ as tensors on the device, and writes into ``out_dir``:
                     appended after each evaluation), so a crashed or preempted run keeps
                     its curve; a resumed run rewrites it from its checkpoint's rows (no
                     duplicates)
-* ``metrics.json``  final numbers and ``status`` (ok | diverged) and ``stop_reason``
+* ``metrics.json``  final numbers and ``status`` (ok | diverged | no_learning: final train loss at chance) and ``stop_reason``
 * ``model.pt``      final weights (state_dict, loadable with weights_only=True)
 * ``checkpoint.pt`` while training (every ``checkpoint_every_s`` seconds); a rerun
                     resumes from it and ends with the same numbers as an
