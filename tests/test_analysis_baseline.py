@@ -41,15 +41,34 @@ def test_equal_arms_are_not_reproduced_and_a_diverged_run_blocks_the_verdict():
     equal = runs(test=(0.80, 0.80), noise=0.0005)
     assert verdicts(equal)["B1"]["verdict"] == NOT_REPRODUCED  # within ±0.22 pp (TOST)
     diverged = runs()
-    diverged.loc[0, "stop_reason"] = "diverged"
+    diverged.loc[0, ["stop_reason", "status"]] = ["diverged", "diverged"]
     row = verdicts(diverged)["B1"]
-    assert row["verdict"] == INCONCLUSIVE and "SB: 1 of 5 runs stopped by divergence" in row["precondition"]
+    assert row["verdict"] == INCONCLUSIVE and "SB: 1 of 5 runs diverged" in row["precondition"]
+
+
+def test_a_run_that_did_not_learn_blocks_the_verdict():
+    # stopping.run_status: a run whose final train loss is at chance is 'no_learning', not 'ok'
+    flat = runs().assign(status="ok")
+    flat.loc[flat.arm == "LB", "status"] = ["no_learning"] + ["ok"] * 4
+    row = verdicts(flat)["B2"]
+    assert row["verdict"] == INCONCLUSIVE and "LB: 1 of 5 runs did not learn" in row["precondition"]
 
 
 def test_with_a_patience_rule_a_capped_run_blocks_the_verdict():
     # a baseline trained like Keskar et al. (until the loss stops improving) must stop by patience
+    patience = {**BLOCK, "run": {"patience": 5, "steps": 1000}}
     capped = runs(stop="patience")
-    capped.loc[capped.arm == "LB", "stop_reason"] = "budget"
-    row = finalize_claims(B.claims(capped, {**BLOCK, "run": {"patience": 5, "steps": 1000}}))[0]
-    assert row["verdict"] == INCONCLUSIVE and "LB: 5 of 5 runs stopped by the update cap" in row["precondition"]
-    assert verdicts(capped)["B1"]["verdict"] == REPRODUCED  # a fixed budget is the protocol there
+    capped.loc[capped.arm == "LB", "stop_reason"] = "cap"
+    row = finalize_claims(B.claims(capped, patience))[0]
+    assert row["verdict"] == INCONCLUSIVE
+    assert "LB: 5 of 5 runs stopped at the safety cap (the protocol was cut)" in row["precondition"]
+    assert row["precondition"].startswith("both arms converged (every run stopped by patience; none at the safety cap")
+    # the stricter rule: with a patience rule any other ending is not convergence either
+    other = runs(stop="patience")
+    other.loc[0, "stop_reason"] = "budget"
+    row = finalize_claims(B.claims(other, patience))[0]
+    assert row["verdict"] == INCONCLUSIVE and "SB: 1 of 5 runs stopped by budget, not by patience" in row["precondition"]
+    assert finalize_claims(B.claims(runs(stop="patience"), patience))[0]["verdict"] == REPRODUCED
+    # a fixed budget is the protocol there; a safety cap is never evidence, with or without patience
+    assert verdicts(other)["B1"]["verdict"] == REPRODUCED
+    assert verdicts(capped)["B1"]["verdict"] == INCONCLUSIVE

@@ -132,11 +132,26 @@ def test_equal_arms_within_the_margin_are_not_reproduced_and_noise_is_inconclusi
 
 
 def test_a_capped_arm_makes_every_sb_lb_claim_inconclusive():
-    # C1's SB stopped at the update cap (the issue-16 case): clear effects, still no verdict
-    rows = decided(*fake_runs(stop=("budget", "patience")))
+    # C1's SB stopped at the safety cap on updates (the issue-16 case): clear effects, still no verdict
+    rows = decided(*fake_runs(stop=("cap", "patience")))
     assert all(r["verdict"] == INCONCLUSIVE and not r["precondition_ok"] for r in rows.values())
-    assert "SB: 1 of 5 runs stopped by the update cap" in rows["K2"]["precondition"]
+    assert "SB: 1 of 5 runs stopped at the safety cap (the protocol was cut)" in rows["K2"]["precondition"]
     assert rows["K2"]["p_claim"] < 0.05  # the test itself still shows the effect
+    # the paper's rule is stricter than arm_problems: a run ended any other way did not converge
+    rows = decided(*fake_runs(stop=("patience", "budget")))
+    assert all(r["verdict"] == INCONCLUSIVE for r in rows.values())
+    assert "LB: 1 of 5 runs stopped by budget, not by patience" in rows["K6"]["precondition"]
+
+
+def test_a_run_that_did_not_learn_or_diverged_makes_the_claims_inconclusive():
+    runs, rises = fake_runs()
+    runs["status"] = "ok"
+    runs.loc[(runs.arm == "LB") & (runs.seed == 2), "status"] = "no_learning"  # stopped by patience, at chance
+    rows = decided(runs, rises)
+    assert all(r["verdict"] == INCONCLUSIVE for r in rows.values())
+    assert "LB: 1 of 5 runs did not learn (final train loss at chance)" in rows["K1"]["precondition"]
+    runs.loc[runs.status == "no_learning", ["status", "stop_reason"]] = ["diverged", "diverged"]
+    assert "LB: 1 of 5 runs diverged" in decided(runs, rises)["K3"]["precondition"]
 
 
 def test_train_accuracies_too_far_apart_make_the_generalisation_claim_inconclusive():
@@ -144,7 +159,9 @@ def test_train_accuracies_too_far_apart_make_the_generalisation_claim_inconclusi
     assert rows["K1"]["verdict"] == INCONCLUSIVE and not rows["K1"]["precondition_ok"]
     # the minimisers' sharpness and distance are still compared: both arms converged
     assert all(rows[k]["verdict"] == REPRODUCED and rows[k]["precondition_ok"] for k in ("K2", "K3", "K6"))
-    assert rows["K1"]["precondition"].startswith("both arms converged (every run stopped by patience), mean train accuracies within 2 pp")
+    assert rows["K1"]["precondition"].startswith(
+        "both arms converged (every run stopped by patience; none at the safety cap, without learning or diverged), "
+        "mean train accuracies within 2 pp")
     assert "failed: " in rows["K1"]["precondition"] and "pp apart" in rows["K1"]["precondition"]
     runs = fake_runs()[0]
     ok, text = C.arm_check({"SB": runs[runs.arm == "SB"], "LB": runs[runs.arm == "LB"]}, similar_train_pp=2.0)
@@ -172,9 +189,11 @@ def test_sweep_claim_needs_both_trends():
     assert C.sweep_claim(sweep_runs(+0.01, 1.5), CLAIM_BLOCK)["verdict"] == NOT_REPRODUCED
     assert C.sweep_claim(sweep_runs(-0.01, 1.0, seed=3), CLAIM_BLOCK)["verdict"] != REPRODUCED
     capped = sweep_runs(-0.01, 1.5)
-    capped.loc[0, "stop_reason"] = "budget"
+    capped.loc[0, "stop_reason"] = "cap"  # a run of the smallest batch at the safety cap
     row = finalize_claims([C.sweep_claim(capped, CLAIM_BLOCK)])[0]
-    assert row["verdict"] == INCONCLUSIVE and "1 of 15 runs stopped by the update cap" in row["precondition"]
+    assert row["verdict"] == INCONCLUSIVE
+    assert "batch 24: 1 of 3 runs stopped at the safety cap" in row["precondition"]
+    assert "batch 384: 3 of 3 stopped by patience" in row["precondition"]  # each batch size checked on its own
 
 
 def test_all_claims_are_per_network_in_config_order_then_the_sweep():
@@ -244,8 +263,12 @@ def test_accuracy_table_puts_our_row_beside_the_papers():
     assert t.source.tolist()[:2] == list(sources) and t.source.iloc[4] == "ours: not run (TIMIT not available)"
     sb = main[(main.network == "F1") & (main.arm == "SB")]
     assert t["test acc SB (%)"].iloc[0] == f"{100 * sb.test_acc.mean():.2f} ± {100 * sb.test_acc.std():.2f}"
-    assert t.iloc[1].tolist()[2:] == ["99.66 ± 0.05", "99.92 ± 0.01", "98.03 ± 0.07", "97.81 ± 0.07"]  # Table 2, F1
+    assert t.iloc[1].tolist()[2:6] == ["99.66 ± 0.05", "99.92 ± 0.01", "98.03 ± 0.07", "97.81 ± 0.07"]  # Table 2, F1
     assert t["test acc LB (%)"].iloc[5] == "59.45 ± 1.05"  # F2
+    # convergence beside the accuracies: epochs and stop reasons of our arms; the paper gives none
+    assert t.columns.tolist()[6:] == ["epochs SB", "epochs LB", "stopped by SB", "stopped by LB"]
+    assert t["epochs LB"].iloc[0] == "10 ± 0" and t["stopped by SB"].iloc[2] == "patience 3"
+    assert t["epochs SB"].iloc[1] == t["stopped by LB"].iloc[5] == "–"
     # on the paper's own data the paper's rows carry no disclaimer
     assert A.row_sources("paper", ["F1"], {"F1": "mnist"})[1] == "Keskar et al. 2017"
 
@@ -276,6 +299,7 @@ def test_sweep_table_one_row_per_batch_size():
     assert list(t.columns)[3] == "ε-sharpness ε=0.001"
     means = [float(v.split(" ± ")[0]) for v in t["test acc (%)"]]
     assert means == pytest.approx([80, 79, 78, 77, 76], abs=0.3)  # percent, falling 1 point per doubling
+    assert (t["stopped by"] == "patience 3").all() and t.columns.tolist()[1:3] == ["test acc (%)", "train acc (%)"]
 
 
 def test_summary_counts_verdicts_and_names_blocked_networks():
@@ -310,13 +334,13 @@ def proto_inputs(stop=("patience", "patience")):
 
 
 def test_protocol_rows_pair_the_papers_facts_with_ours():
-    main, specs, sweep = proto_inputs(stop=("budget", "patience"))
+    main, specs, sweep = proto_inputs(stop=("cap", "patience"))
     rows = T.protocol_rows(PROTO_BLOCK, specs, main, sweep)
     assert [r["aspect"] for r in rows] == list(K.PAPER_PROTOCOL)
     got = {r["aspect"]: r for r in rows}
     assert got["batch sizes"]["ours"] == "SB 24; LB 10%: F1 120, C1 120"
-    assert "update cap F1: 150, C1: 50" in got["stopping"]["ours"]
-    assert "F1 SB: 10 epochs (stopped by patience, update cap)" in got["stopping"]["ours"]
+    assert "safety cap F1: 150, C1: 50 updates" in got["stopping"]["ours"]
+    assert "F1 SB: 10 epochs (stop reasons: cap 1, patience 2)" in got["stopping"]["ours"]
     assert got["sharpness objective"]["ours"] == "training loss on the first 2048 training samples, 2 iterations"
     assert got["batch-size sweep (Fig. 4)"]["ours"] == "F1, trained to the same patience rule, 4 sizes"
     assert all(re.search(r"\[[VC]\]", r["paper"]) for r in rows)  # each fact tagged with its source
@@ -333,9 +357,9 @@ def test_protocol_text_states_the_stop_rule_the_runs_used():
 
 
 def test_caveats_name_the_networks_that_fail_a_precondition():
-    main, _, _ = proto_inputs(stop=("budget", "patience"))
+    main, _, _ = proto_inputs(stop=("cap", "patience"))
     text = T.caveats(main, PROTO_BLOCK, paper_data=False)
-    assert text.startswith("F1: not every run converged (SB: 1 of 3 runs stopped by the update cap")
+    assert text.startswith("F1: not every run converged (SB: 1 of 3 runs stopped at the safety cap")
     assert "C1: not every run" not in text
     assert "only a significant effect the other way refutes them" in text  # K4/K5/K8 margins are 0
     assert text.endswith("measured on the first 2,048 training samples, not the whole training set as in the paper.")

@@ -70,7 +70,9 @@ table = pd.DataFrame([{
     "train acc (%)": mean_std(d.train_acc, 2, 100.0), "test acc (%)": mean_std(d.test_acc, 2, 100.0),
     "train − test (pp)": mean_std(d.train_acc - d.test_acc, 2, 100.0),
     "train loss": mean_std(d.train_loss, 4), "test loss": mean_std(d.test_loss, 4),
-    "updates": mean_std(d.steps), "seeds": len(d)} for a, d in (("SB", sb), ("LB", lb))])
+    "updates": mean_std(d.steps), "epochs": mean_std(d.epochs, 1),
+    "stopped by": ", ".join(f"{r} {n}" for r, n in sorted(d.stop_reason.astype(str).value_counts().items())),
+    "seeds": len(d)} for a, d in (("SB", sb), ("LB", lb))])
 sec.table("summary", table, supports=["B1", "B2"])
 
 # %%
@@ -105,8 +107,8 @@ sec.figure("learning_curves", fig,
 
 # %%
 budget = (f"{spec['epochs']:g} epochs for both arms" if spec.get("epochs") else
-          f"until the training loss stops improving (patience {spec.get('patience')} epochs; cap "
-          f"{spec.get('steps') or 'none'} updates)")
+          f"until the training loss stops improving (patience {spec.get('patience')} epochs; safety cap "
+          f"{spec.get('steps') or 'none'} updates, which no run may reach)")
 sec.text(
     f"{spec['model'].upper()} (width {spec['width']}, depth {spec['depth']}) on {spec['dataset']}, "
     f"{spec['optimizer']} with learning rate {spec['lr']} for both batch sizes (no scaling), {budget}, "

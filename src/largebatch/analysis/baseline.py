@@ -7,22 +7,24 @@ from __future__ import annotations
 import pandas as pd
 
 from ..stats import claim_row, decide
-from .keskar_claims import CONVERGED_STOPS, arm_check, describe_unit, margin_note
+from .keskar_claims import CONVERGED_STOPS, NO_PROBLEM, arm_check, describe_unit, margin_note
 
 
 def claims(runs: pd.DataFrame, block: dict) -> list[dict]:
     """Claims B1 (LB's test accuracy is lower) and B2 (LB's train-test gap is larger), decided
     by ``largebatch.stats.decide`` on percentage points. Both are generalisation claims: they
-    need every run to have trained without diverging (and, when the run spec has a patience
-    rule, to have stopped by it rather than at a cap) and the arms' mean train accuracies
-    within ``block["similar_train_acc_pp"]``; otherwise the verdict is inconclusive."""
+    need no run of either arm with a problem (``stopping.arm_problems``: stopped at a safety
+    cap, did not learn, diverged), every run stopped by the patience rule when the run spec has
+    one (Keskar et al.'s "until the loss ceased to improve", the stricter check), and the arms'
+    mean train accuracies within ``block["similar_train_acc_pp"]``; otherwise the verdict is
+    inconclusive."""
     sb, lb = runs[runs.arm == "SB"], runs[runs.arm == "LB"]
     tol, cfg = block["similar_train_acc_pp"], block["claims"]
     # a fixed epoch budget is the protocol; with a patience rule (as Keskar et al.) a run must stop by it
     converged = CONVERGED_STOPS if block["run"].get("patience") else None
-    ok, found = arm_check({"SB": sb, "LB": lb}, similar_train_pp=tol, converged=converged,
-                          stop_words={"budget": "the update cap" if converged else "the epoch budget"})
-    need = f"both arms converged (every run stopped by {'/'.join(converged)})" if converged else "no run diverged"
+    ok, found = arm_check({"SB": sb, "LB": lb}, similar_train_pp=tol, converged=converged)
+    need = (f"both arms converged (every run stopped by {'/'.join(converged)}; {NO_PROBLEM})" if converged
+            else "no run of either arm at a safety cap, without learning or diverged")
     pre = dict(precondition=f"{need}, mean train accuracies within {tol:g} pp: {found}",
                precondition_ok=ok)
     test = lambda d: 100 * d.test_acc.to_numpy(float)

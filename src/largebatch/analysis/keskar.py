@@ -196,12 +196,25 @@ def _pct(values) -> str:
     return mean_std(values, 2, 100.0)
 
 
+def stop_counts(reasons) -> str:
+    """'patience 5' or 'cap 1, patience 4': each stop reason of metrics.json with its count."""
+    return ", ".join(f"{r} {n}" for r, n in sorted(pd.Series(reasons).astype(str).value_counts().items()))
+
+
 def accuracy_table(main: pd.DataFrame, nets: list[str], sources: tuple[str, str]) -> pd.DataFrame:
-    """Table 2: final train and test accuracy (%) of SB and LB, mean ± sd over seeds."""
+    """Table 2: final train and test accuracy (%) of SB and LB, mean ± sd over seeds, and
+    beside them how long each arm trained (epochs) and why its runs stopped, so convergence
+    is visible: the paper trains until the loss ceases to improve and gives no epochs, so its
+    rows have '–' there."""
     cols = ["train acc SB (%)", "train acc LB (%)", "test acc SB (%)", "test acc LB (%)"]
     ours = {n: [_pct(arm(main, n, "SB").train_acc), _pct(arm(main, n, "LB").train_acc),
                 _pct(arm(main, n, "SB").test_acc), _pct(arm(main, n, "LB").test_acc)] for n in nets}
-    return side_by_side("table2", cols, ours, nets, sources)
+    tab = side_by_side("table2", cols, ours, nets, sources)
+    mine = tab.source == sources[0]
+    for what, cell in (("epochs", lambda d: mean_std(d.epochs, 1)), ("stopped by", lambda d: stop_counts(d.stop_reason))):
+        for a in ARMS:
+            tab[f"{what} {a}"] = [cell(arm(main, n, a)) if m else "–" for n, m in zip(tab.network, mine)]
+    return tab
 
 
 def sharpness_table(main: pd.DataFrame, nets: list[str], table: str, space: str, eps: tuple[float, float],
@@ -238,12 +251,14 @@ def rise_table(rises: pd.DataFrame) -> pd.DataFrame:
 
 def sweep_table(sweep: pd.DataFrame, eps: float) -> pd.DataFrame:
     """Fig. 4's numbers: per batch size, test and train accuracy, full-space sharpness at
-    ``eps``, Hessian top eigenvalue and epochs, mean ± sd over seeds."""
+    ``eps``, Hessian top eigenvalue and epochs, mean ± sd over seeds, and the runs' stop
+    reasons."""
     col = sharp_col("full", eps)
     tab = sweep.groupby("batch_size").agg(
         test_acc=("test_acc", lambda v: mean_std(v, 2, 100.0)), train_acc=("train_acc", lambda v: mean_std(v, 2, 100.0)),
         sharpness=(col, lambda v: mean_std(v, 3)), hessian=("hessian_max_eig", lambda v: mean_std(v, 3)),
-        epochs=("epochs", lambda v: mean_std(v, 1)), n=("seed", "count")).reset_index()
+        epochs=("epochs", lambda v: mean_std(v, 1)), stop=("stop_reason", stop_counts),
+        n=("seed", "count")).reset_index()
     tab.columns = ["batch size", "test acc (%)", "train acc (%)", f"ε-sharpness ε={eps:g}", "Hessian λmax",
-                   "epochs", "seeds"]
+                   "epochs", "stopped by", "seeds"]
     return tab

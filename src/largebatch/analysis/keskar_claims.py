@@ -2,8 +2,9 @@
 
 K1-K7 compare the SB and LB runs of one network (``sb_lb_claims``), K8 reads the batch-size
 sweep (``sweep_claim``); ``largebatch.stats`` decides every verdict. A claim whose
-precondition fails (a run that did not converge; for K1 also train accuracies too far
-apart) is inconclusive whatever its test says. ``arm_check``, ``describe_unit`` and
+precondition fails (a run with a problem, ``stopping.arm_problems``: stopped at the safety
+cap, no learning, diverged; or one not stopped by the paper's rule, patience; for K1 also
+train accuracies too far apart) is inconclusive whatever its test says. ``arm_check``, ``describe_unit`` and
 ``margin_note`` are shared with the batch-size baseline (``analysis.baseline``), which is
 built on Keskar et al.'s design.
 """
@@ -19,11 +20,14 @@ import pandas as pd
 from ..experiments.keskar import (DATASET_NAMES, PAPER_DATASET, PUBLISHED, PUBLISHED_DISTANCE_RATIO,
                                   PUBLISHED_THRESHOLD, SOURCES, smallest_published_gap, smallest_published_ratio)
 from ..stats import claim_row, combine, decide, decide_one_sample, decide_trend, describe
+from ..stopping import arm_problems
 from .keskar import sharp_col, threshold_batch
 
 #: stop reasons that mean "trained until the training loss ceased to improve" (the paper's rule);
-#: any other (an update cap, divergence) means the run did not converge
+#: any other (the safety cap, divergence) means the run did not converge
 CONVERGED_STOPS = ("patience",)
+#: what every claim's precondition asks of its arms' runs, in words (``arm_check``)
+NO_PROBLEM = "none at the safety cap, without learning or diverged"
 
 
 def _pct(values) -> np.ndarray:
@@ -46,27 +50,31 @@ def _log10(values) -> np.ndarray:
 
 
 def arm_check(arms: dict[str, pd.DataFrame], *, similar_train_pp: float | None = None,
-              converged: Sequence[str] | None = CONVERGED_STOPS,
-              stop_words: dict[str, str] | None = None) -> tuple[bool, str]:
-    """Preconditions of a comparison between arms (run tables with ``stop_reason`` and
-    ``train_acc`` as a fraction): every run stopped by one of the ``converged`` stop reasons
-    (None: only divergence fails), and, with ``similar_train_pp``, the arms' mean train
-    accuracies within that many percentage points. ``stop_words`` names stop reasons for the
-    reader (default: a Keskar run's "budget" is its update cap). Returns (ok, what was found)."""
-    words = {"budget": "the update cap", "cap": "the update cap", "diverged": "divergence",
-             **(stop_words or {})}
-    name = lambda reasons: ", ".join(words.get(r, r) for r in sorted(set(reasons)))
+              converged: Sequence[str] | None = CONVERGED_STOPS) -> tuple[bool, str]:
+    """Preconditions of a comparison between arms (run tables with ``status``,
+    ``stop_reason`` and ``train_acc`` as a fraction): no run of any arm has a problem
+    (``stopping.arm_problems``: stopped at the safety cap, did not learn, diverged); with
+    ``converged``, also every run stopped by one of those stop reasons (the paper's rule, the
+    stricter check: a run that ended any other way did not converge); and, with
+    ``similar_train_pp``, the arms' mean train accuracies within that many percentage points.
+    Returns (ok, what was found)."""
     problems, facts = [], []
     for label, arm in arms.items():
         if arm.empty:
             problems.append(f"{label} has no runs")
             continue
+        found = arm_problems(arm.to_dict("records"), label)
         stops = arm["stop_reason"].astype(str)
-        bad = stops[(stops == "diverged") | (~stops.isin(list(converged)) if converged is not None else False)]
-        if len(bad):
-            problems.append(f"{label}: {len(bad)} of {len(arm)} runs stopped by {name(bad)}")
+        if converged is not None:
+            # cap and diverged are arm_problems' own sentences; any other non-converged stop here
+            other = stops[~stops.isin([*converged, "cap", "diverged"])]
+            if len(other):
+                found.append(f"{label}: {len(other)} of {len(arm)} runs stopped by "
+                             f"{', '.join(sorted(set(other)))}, not by {'/'.join(converged)}")
+        if found:
+            problems.extend(found)
         else:
-            facts.append(f"{label}: {len(arm)} of {len(arm)} stopped by {name(stops)}")
+            facts.append(f"{label}: {len(arm)} of {len(arm)} stopped by {', '.join(sorted(set(stops)))}")
     if similar_train_pp is not None and len(arms) == 2 and not any(a.empty for a in arms.values()):
         (n1, a1), (n2, a2) = arms.items()
         m1, m2 = 100 * a1["train_acc"].mean(), 100 * a2["train_acc"].mean()
@@ -93,7 +101,7 @@ def margin_note(cid: str, value: float) -> str:
 
 
 def _requirement(similar_train_pp: float | None) -> str:
-    text = f"both arms converged (every run stopped by {'/'.join(CONVERGED_STOPS)})"
+    text = f"both arms converged (every run stopped by {'/'.join(CONVERGED_STOPS)}; {NO_PROBLEM})"
     if similar_train_pp is not None:
         text += f", mean train accuracies within {similar_train_pp:g} pp"
     return text
@@ -216,7 +224,8 @@ def sweep_claim(sweep: pd.DataFrame, block: dict) -> dict:
     acc["label"], sharp["label"] = "test accuracy falls", "sharpness rises"
     drop = block["sweep"]["threshold_drop"]
     thr = threshold_batch(sweep, drop=drop)
-    ok, found = arm_check({"sweep": sweep})
+    # every batch size is an arm of the trend: each is checked on its own
+    ok, found = arm_check({f"batch {int(b)}": g for b, g in sweep.groupby("batch_size")})
     small = sweep.batch_size.min()
     return claim_row(
         f"K8-{net}", "Test accuracy falls and sharpness rises as the batch size grows (Fig. 4).",
@@ -232,7 +241,7 @@ def sweep_claim(sweep: pd.DataFrame, block: dict) -> dict:
         paper="threshold ≈ " + "; ".join(f"{b:,} of {n:,} training samples ({100 * b / n:.0f}%) for {k}"
                                          for k, (b, n) in PUBLISHED_THRESHOLD.items()),
         paper_source=SOURCES["threshold"],
-        precondition=f"every sweep run converged (stopped by {'/'.join(CONVERGED_STOPS)}): {found}",
+        precondition=f"every sweep run converged (stopped by {'/'.join(CONVERGED_STOPS)}; {NO_PROBLEM}): {found}",
         precondition_ok=ok)
 
 

@@ -9,12 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..experiments.keskar import PAPER_PROTOCOL
-from .keskar import arm
+from .keskar import arm, stop_counts
 from .keskar_claims import arm_check
-
-#: how a stop reason reads in the protocol table
-STOP_WORDS = {"budget": "update cap", "cap": "update cap", "diverged": "divergence"}
-
 
 def network_description(block: dict) -> str:
     """'F1: mlp on mnist1d, width 128, depth 3; C1: ...' from the block's networks."""
@@ -50,8 +46,9 @@ def protocol_text(scale_name: str, block: dict, specs: dict[str, dict], main: pd
         f"({', '.join(f'{n}: {b:,}' for n, b in _lb_sizes(main, nets).items())}). Every run trains until its training "
         f"loss (mean cross-entropy on the first {run_cfg.get('eval_train_samples') or 'all'} training samples, "
         f"evaluated once per epoch) has not improved by {tol_kind} {run_cfg.get('min_delta', 1e-4):g} for "
-        f"{run_cfg.get('patience')} epochs, or until its network's cap on updates ({_caps(specs)}); a run stopped by "
-        f"the cap has not converged and fails the claims' precondition. {main.seed.nunique()} seeds per arm; the SB "
+        f"{run_cfg.get('patience')} epochs; a cap on updates ({_caps(specs)}) is a safety limit only: a run stopped by "
+        f"it (stop reason 'cap') has not converged and fails the claims' precondition, as does one that did not "
+        f"learn or diverged. {main.seed.nunique()} seeds per arm; the SB "
         "and LB runs of a seed start from the same initial weights x0 (spec seed), as in the authors' code. "
         "BatchNorm is evaluated with "
         + ("each evaluation batch's own statistics (Keras BN mode 2, as in the authors' code; "
@@ -76,13 +73,13 @@ def protocol_rows(block: dict, specs: dict[str, dict], main: pd.DataFrame, sweep
     caps = _caps(specs)
     lb_sizes = _lb_sizes(main, nets)
     stops = main.groupby(["network", "arm"]).agg(
-        epochs=("epochs", "mean"), stop=("stop_reason", lambda s: ", ".join(sorted({STOP_WORDS.get(r, r) for r in s}))))
+        epochs=("epochs", "mean"), stop=("stop_reason", stop_counts))
     ours = {
         "optimizer": f"Adam lr {run_cfg.get('lr', 0.001)}, no scaling",
         "batch sizes": f"SB {block['small_batch']}; LB {block['large_batch_fraction']:.0%}: "
                        + ", ".join(f"{n} {b:,}" for n, b in lb_sizes.items()),
-        "stopping": f"patience {run_cfg.get('patience')} epochs on the train loss, update cap {caps}; "
-                    + "; ".join(f"{n} {a}: {r.epochs:.0f} epochs (stopped by {r.stop})" for (n, a), r in stops.iterrows()),
+        "stopping": f"patience {run_cfg.get('patience')} epochs on the train loss, safety cap {caps} updates; "
+                    + "; ".join(f"{n} {a}: {r.epochs:.0f} epochs (stop reasons: {r.stop})" for (n, a), r in stops.iterrows()),
         "trials": f"{main.seed.nunique()} seeds; SB and LB share x0",
         "networks": network_description(block) + "; F2 not run (no TIMIT)",
         "BatchNorm at evaluation": "batch statistics" if block["eval_bn"] == "batch" else "running statistics",

@@ -27,7 +27,10 @@ PAPER = Paper(
     category="0 Batch-size baseline",
     plan=plan,
     outputs=[
-        Table("summary", "Summary: final train and test accuracy and loss of each arm, mean ± sd over seeds."),
+        Table("summary", "Summary: final train and test accuracy and loss of each arm, mean ± sd over seeds, with "
+              "the updates and epochs each arm trained and how its runs stopped (stop reason: count; 'patience': "
+              "the training loss ceased to improve, 'budget': a fixed epoch budget, 'cap': a safety limit, not "
+              "convergence)."),
         Figure("learning_curves", "Learning curves: accuracy (left) and loss (right) per epoch on the training "
                "subset (solid) and the test set (dashed), one line per seed of the small-batch (blue) and the "
                "large-batch (red) runs; grey dotted: chance accuracy.", label="learning curves"),
