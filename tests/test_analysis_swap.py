@@ -134,9 +134,9 @@ def test_claims_against_swap():
 
 def test_preconditions_make_claims_inconclusive():
     capped = per_seed()
-    capped.loc[2, "p1_stop"] = "budget"  # phase 1 ran to the cap in one seed: not SWAP's protocol
+    capped.loc[2, "p1_stop"] = "cap"  # phase 1 ran to the LB budget in one seed: not SWAP's protocol
     rows = A.decide_claims(capped, CLAIMS, PRE, 0.95)
-    assert not any(r["precondition_ok"] for r in rows) and "budget" in rows[0]["precondition"]
+    assert not any(r["precondition_ok"] for r in rows) and "stop reasons: train_acc, train_acc, cap" in rows[0]["precondition"]
     assert set(verdicts(rows).values()) == {"inconclusive"}
     rows = A.decide_claims(per_seed(sb_train=70.0), CLAIMS, PRE, 0.95)
     assert [r["precondition_ok"] for r in rows] == [False, True, True, True]
@@ -146,6 +146,26 @@ def test_preconditions_make_claims_inconclusive():
                                                              f"{sb:.1f}% NO"]
     with pytest.raises(ValueError, match="loop_sb"):
         A.decide_claims(per_seed().drop(columns="loop_sb"), CLAIMS, PRE, 0.95)
+
+
+def test_a_problem_in_a_claims_arms_makes_it_inconclusive():
+    runs = run_table(seeds=range(5)).assign(status="ok")
+    assert A.run_problems(runs) == {"SB": [], "LB": [], "phase1": [], "worker": []}
+    clean = A.decide_claims(per_seed(), CLAIMS, PRE, 0.95, A.run_problems(runs))
+    assert verdicts(clean) == dict.fromkeys(["S1", "S2", "S3", "S4"], "reproduced")
+    assert clean[0]["precondition"].startswith("no run of SB, phase 1, phase-2 workers at a safety cap, without "
+                                               "learning or diverged: yes; phase 1 stopped at 95% train accuracy")
+    # an LB run that did not learn blocks S2 only (the claim on LB); a diverged worker blocks all
+    runs.loc[(runs.arm == "LB") & (runs.seed == 1), "status"] = "no_learning"
+    rows = A.decide_claims(per_seed(), CLAIMS, PRE, 0.95, A.run_problems(runs))
+    assert [r["precondition_ok"] for r in rows] == [True, False, True, True]
+    assert A.failed_preconditions(finalize_claims(rows)) == [
+        "S2: no run of LB, phase 1, phase-2 workers at a safety cap, without learning or diverged: NO (LB: 1 of 5 "
+        "runs did not learn (final train loss at chance))"]
+    runs.loc[runs.arm == "worker", "status"] = ["diverged"] + ["ok"] * 9
+    rows = A.decide_claims(per_seed(), CLAIMS, PRE, 0.95, A.run_problems(runs))
+    assert not any(r["precondition_ok"] for r in rows)
+    assert "phase-2 workers: 1 of 10 runs diverged" in rows[3]["precondition"]
 
 
 def test_phase1_sanity_is_a_paired_check():
@@ -165,6 +185,9 @@ def test_summary_table_rows_and_swaps_epochs():
     assert swap["epochs"] == "3.5 ± 0.7"  # phase 1 (2 and 3 epochs) + phase2_epochs
     assert swap["test accuracy (%)"] == "86.00 ± 0.00" and swap["job time (s)"] == "13.5 ± 0.0"
     assert t.iloc[3]["seeds"] == 4  # phase 2: every worker of every seed
+    # convergence visible: stop reasons beside train accuracy, for every arm that is a run
+    assert list(t["stopped by"]) == ["budget 2", "budget 2", "train_acc 2", "budget 4", "–"]
+    assert list(t.columns[3:6]) == ["stopped by", "train accuracy (%)", "test accuracy (%)"]
 
 
 def test_times_table_is_per_seed_with_one_decimal():

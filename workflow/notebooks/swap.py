@@ -67,7 +67,8 @@ per_seed = A.per_seed(runs, avg)
 # training-loop clock) and S4 (better than every single worker), from one row per seed.
 
 # %%
-claims = A.decide_claims(per_seed, block["claims"], block["preconditions"], block["stop_train_acc"])
+claims = A.decide_claims(per_seed, block["claims"], block["preconditions"], block["stop_train_acc"],
+                         A.run_problems(runs))
 decided = finalize_claims(claims)
 verdicts = ", ".join(f"{c['id']} {c['verdict']}" for c in decided)
 failed = A.failed_preconditions(decided)

@@ -25,6 +25,7 @@ from ..report.provenance import benchmark_seconds
 from ..stats import claim_row, decide, decide_one_sample, describe
 from ..stats import mean_sd as ms
 from ..stats import decide_noninferior as non_inferior
+from ..stopping import arm_problems
 
 #: per-seed columns ``decide_claims`` needs (accuracies in %, times in seconds)
 PER_SEED = ("seed", "sb_acc", "lb_acc", "swap_acc", "best_worker_acc", "p1_acc", "sb_train", "lb_train",
@@ -71,6 +72,19 @@ def arms(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, 
     return tuple(runs[runs.arm == a] for a in ("SB", "LB", "phase1", "worker"))
 
 
+#: the arms of the run table as the preconditions name them
+ARM_NAMES = {"SB": "SB", "LB": "LB", "phase1": "phase 1", "worker": "phase-2 workers"}
+#: the runs each claim rests on: SWAP itself is phase 1 + the workers (phase 3 trains nothing)
+CLAIM_ARMS = {"S1": ("SB", "phase1", "worker"), "S2": ("LB", "phase1", "worker"),
+              "S3": ("SB", "phase1", "worker"), "S4": ("phase1", "worker")}
+
+
+def run_problems(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """Arm -> ``stopping.arm_problems`` of its runs (stopped at a safety cap, did not learn,
+    diverged), for every arm of ``ARM_NAMES``; an empty list where none has a problem."""
+    return {a: arm_problems(runs[runs.arm == a].to_dict("records"), ARM_NAMES[a]) for a in ARM_NAMES}
+
+
 def per_seed(runs: pd.DataFrame, avg: pd.DataFrame) -> pd.DataFrame:
     """One row per seed: test/train accuracies (%), phase 1's stop, and times in seconds --
     job times (``t_*``; SWAP in parallel = phase 1 + slowest worker + averaging, one after
@@ -97,14 +111,18 @@ def per_seed(runs: pd.DataFrame, avg: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- claims
-def decide_claims(per_seed, claims: dict, pre: dict, stop_train_acc: float) -> list[dict]:
+def decide_claims(per_seed, claims: dict, pre: dict, stop_train_acc: float,
+                  problems: dict[str, list[str]] | None = None) -> list[dict]:
     """Claims S1-S4 from one row per seed (columns ``PER_SEED``).
 
     claims: the block's ``claims`` ({S1, S2, S4: {margin_pp}, S3: {margin_ratio}}); pre: its
-    ``preconditions`` ({baseline_train_acc_min_pp}). Every claim needs phase 1 to have stopped
-    at its training-accuracy threshold in every seed (else SWAP's protocol did not run); S1
-    needs SB converged, S2 LB converged. S3 compares training-loop time (the engine's clock:
-    no interpreter start-up or data load), the job time is shown beside it.
+    ``preconditions`` ({baseline_train_acc_min_pp}); problems: ``run_problems`` of the run
+    table (None: not checked, for tables without runs). Every claim needs no run of its arms
+    (``CLAIM_ARMS``) with a problem and phase 1 stopped at its training-accuracy threshold in
+    every seed (the stricter rule: else SWAP's protocol did not run); S1 needs SB converged,
+    S2 LB converged (mean final train accuracy >= ``baseline_train_acc_min_pp``). S3 compares
+    training-loop time (the engine's clock: no interpreter start-up or data load), the job
+    time is shown beside it.
     """
     missing = set(PER_SEED) - set(per_seed.columns)
     if missing:
@@ -120,7 +138,14 @@ def decide_claims(per_seed, claims: dict, pre: dict, stop_train_acc: float) -> l
         ok = bool(np.isfinite(m) and m >= lo)
         return ok, f"{name} converged (final train accuracy >= {lo:g}%): {m:.1f}% {'yes' if ok else 'NO'}"
 
-    def pre_of(*checks):
+    def clean(cid):
+        found = [t for a in CLAIM_ARMS[cid] for t in (problems or {}).get(a, [])]
+        names = ", ".join(ARM_NAMES[a] for a in CLAIM_ARMS[cid])
+        return (not found, f"no run of {names} at a safety cap, without learning or diverged: "
+                           + ("yes" if not found else f"NO ({', '.join(found)})"))
+
+    def pre_of(cid, *checks):
+        checks = (clean(cid), *checks) if problems is not None else checks
         return {"precondition_ok": all(ok for ok, _ in checks), "precondition": "; ".join(t for _, t in checks)}
 
     s = per_seed
@@ -146,21 +171,21 @@ def decide_claims(per_seed, claims: dict, pre: dict, stop_train_acc: float) -> l
                   named(non_inferior(s.swap_acc, s.sb_acc, m1), "SWAP", "SB", "swap_acc", "sb_acc"),
                   rule=f"non-inferiority: Welch one-sided SWAP > SB - {m1:g} points; against: SWAP more than "
                        f"{m1:g} points below SB", paper="claim only: 'generalize equally well as those trained "
-                  "with small mini-batches'", paper_source=SOURCE, **pre_of(p1, converged("SB", "sb_train"))),
+                  "with small mini-batches'", paper_source=SOURCE, **pre_of("S1", p1, converged("SB", "sb_train"))),
         claim_row("S2", "SWAP generalises better than large-batch training (LB) of the same epoch budget.",
                   "final test accuracy (%), SWAP vs LB",
                   named(decide(s.swap_acc, s.lb_acc, "greater", m2), "SWAP", "LB", "swap_acc", "lb_acc"),
                   rule=f"Welch one-sided SWAP > LB; against: reverse test or equivalence within ±{m2:g} points",
                   paper="claim only (table values not available to us)", paper_source=SOURCE,
-                  **pre_of(p1, converged("LB", "lb_train"))),
+                  **pre_of("S2", p1, converged("LB", "lb_train"))),
         claim_row("S3", "SWAP takes less time than SB when the workers run in parallel.",
                   "training-loop time: (phase 1 + slowest worker + averaging) / SB, per seed", d3,
                   rule=f"one-sample t-test of the per-seed time ratio < 1; against: > 1, or within 1 ± {m3:g}",
-                  paper="claim only: 'substantially shorter time'", paper_source=SOURCE, **pre_of(p1)),
+                  paper="claim only: 'substantially shorter time'", paper_source=SOURCE, **pre_of("S3", p1)),
         claim_row("S4", "The averaged model is more accurate than every single worker.",
                   "test accuracy (%): SWAP minus the best worker, per seed", d4,
                   rule=f"one-sample t-test of the per-seed difference > 0; against: < 0, or within ±{m4:g} points",
-                  paper="claim only (Fig. 1 curves)", paper_source=SOURCE_FIG1, **pre_of(p1)),
+                  paper="claim only (Fig. 1 curves)", paper_source=SOURCE_FIG1, **pre_of("S4", p1)),
     ]
 
 
@@ -178,8 +203,14 @@ def phase1_sanity(per_seed) -> dict:
 
 
 # ----------------------------------------------------------------------------- tables
-def _row(method, batch, epochs, train_acc, test_acc, loop_s, job_s) -> dict:
+def stop_counts(reasons) -> str:
+    """'budget 5' or 'cap 1, train_acc 4': each stop reason of metrics.json with its count."""
+    return ", ".join(f"{r} {n}" for r, n in sorted(pd.Series(list(reasons)).astype(str).value_counts().items()))
+
+
+def _row(method, batch, epochs, train_acc, test_acc, loop_s, job_s, stops=None) -> dict:
     return {"method": method, "batch": batch, "epochs": ms(epochs, 1),
+            "stopped by": "–" if stops is None else stop_counts(stops),
             "train accuracy (%)": ms(100 * np.asarray(train_acc, float), 2),
             "test accuracy (%)": ms(100 * np.asarray(test_acc, float), 2),
             "training-loop time (s)": ms(loop_s, 1), "job time (s)": ms(job_s, 1),
@@ -188,15 +219,17 @@ def _row(method, batch, epochs, train_acc, test_acc, loop_s, job_s) -> dict:
 
 def summary_table(runs: pd.DataFrame, avg: pd.DataFrame, per_seed: pd.DataFrame, block: dict) -> pd.DataFrame:
     """Accuracy and time of every method, mean ± sd over seeds (phase 2: over every worker);
-    SWAP's epochs and times along its critical path."""
+    SWAP's epochs and times along its critical path; the runs' stop reasons beside the final
+    train accuracy, so convergence is visible."""
     sb, lb, p1, wk = arms(runs)
     w = int(block["workers"])
     return pd.DataFrame([
-        _row("SB", block["small_batch"], sb.epochs, sb.train_acc, sb.test_acc, sb.wall_s, sb.job_s),
-        _row("LB", block["large_batch"], lb.epochs, lb.train_acc, lb.test_acc, lb.wall_s, lb.job_s),
-        _row("SWAP phase 1", block["large_batch"], p1.epochs, p1.train_acc, p1.test_acc, p1.wall_s, p1.job_s),
+        _row("SB", block["small_batch"], sb.epochs, sb.train_acc, sb.test_acc, sb.wall_s, sb.job_s, sb.stop_reason),
+        _row("LB", block["large_batch"], lb.epochs, lb.train_acc, lb.test_acc, lb.wall_s, lb.job_s, lb.stop_reason),
+        _row("SWAP phase 1", block["large_batch"], p1.epochs, p1.train_acc, p1.test_acc, p1.wall_s, p1.job_s,
+             p1.stop_reason),
         _row(f"SWAP phase 2 (each of {w} workers)", block["small_batch"], wk.epochs, wk.train_acc, wk.test_acc,
-             wk.wall_s, wk.job_s),
+             wk.wall_s, wk.job_s, wk.stop_reason),
         _row("SWAP (average, phase 3)", "–", per_seed.p1_epochs + float(block["phase2_epochs"]), avg.train_acc,
              avg.test_acc, per_seed.loop_parallel, per_seed.t_parallel),
     ])

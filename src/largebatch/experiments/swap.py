@@ -197,7 +197,10 @@ def inputs(view: View) -> dict:
 # --------------------------------------------------------------------------- the section
 OUTPUTS = [
     Table("summary", "Final train and test accuracy and time, mean ± sd over seeds (phase 2: over every worker of "
-          "every seed). For SWAP, epochs and times follow the critical path: phase 1 + slowest worker + averaging. "
+          "every seed), with the runs' stop reasons (with count): 'budget', the protocol's own epochs (SB, LB, "
+          "workers: cosine to 0); 'train_acc', phase 1 reached its threshold; 'cap', phase 1 reached the LB budget "
+          "first (not SWAP's protocol). For SWAP, epochs and times follow the critical path: phase 1 + slowest "
+          "worker + averaging. "
           "Training-loop time: the engine's own clock (evaluations included, no start-up); job time: the "
           "Snakemake benchmark of each run's own job, start-up and data load included (where a record is missing, "
           "the training-loop time stands in). Other jobs shared the machine."),
