@@ -23,15 +23,17 @@ BLOCK = {"run": {"dataset": "mnist1d", "model": "mlp", "width": 16, "depth": 2, 
                  "momentum": 0.9, "weight_decay": 1e-4, "epochs": 2, "milestones": [1.5], "augment": "mnist1d",
                  "batch_size": B},
          "multiplicities": [1, 4], "seeds": list(SEEDS), "longer_baselines": [4], "distinct_controls": [4],
-         "min_train_acc_pp": 50,
+         "min_train_acc_pp": 50, "plateau": {"fraction": 0.1, "max_rise_pp": 1.0},
          "claims": {"BA1": {"margin_pp": 0.25}, "BA2": {"margin_pct": 2.5}, "BA3": {"margin_pp": 1.0},
                     "BA4": {"margin_pp": 1.0}, "BA5": {"margin_ratio": 0.05}, "BA6": {"margin_ratio": 0.05}}}
 STEPS = 100
 
 
-def make_runs(test=TEST, train_offset=5.0, status="ok"):
-    """Runs and histories: accuracy rises linearly to the final value over STEPS steps (longer
-    baselines over 4x the steps), evaluated every 10 steps."""
+def make_runs(test=TEST, train_offset=5.0, status="ok", rising=()):
+    """Runs and histories: test accuracy rises linearly to the final value over STEPS steps
+    (longer baselines over 4x the steps), evaluated every 10 steps; train accuracy reaches its
+    final value at 80% of the steps and stays there (a plateau), or, for the (arm, M) keys in
+    ``rising``, rises linearly to the end (not converged)."""
     runs, hist = [], []
     for (arm, k), values in test.items():
         m = k if arm == "BA" else 1
@@ -40,10 +42,13 @@ def make_runs(test=TEST, train_offset=5.0, status="ok"):
             rid = f"{arm}{k}-s{seed}"
             runs.append({"run": rid, "arm": arm, "multiplicity": m, "compare_m": k, "epoch_factor": 1, "seed": seed,
                          "test_acc": acc / 100, "train_acc": (acc + train_offset) / 100, "test_loss": 1 - acc / 100,
-                         "steps": steps, "wall_s": 1.0 * m, "status": status, "epochs": 2.0 * (k if arm == "longer" else 1)})
+                         "steps": steps, "wall_s": 1.0 * m, "status": status, "stop_reason": "budget",
+                         "epochs": 2.0 * (k if arm == "longer" else 1)})
+            end = 1.0 if (arm, k) in rising else 0.8
             for step in range(0, steps + 1, 10):
                 hist.append({"run": rid, "arm": arm, "multiplicity": m, "compare_m": k, "seed": seed, "step": step,
-                             "samples": step * (B * k if arm == "distinct" else B), "test_acc": acc / 100 * step / steps})
+                             "samples": step * (B * k if arm == "distinct" else B), "test_acc": acc / 100 * step / steps,
+                             "train_acc": (acc + train_offset) / 100 * min(1.0, step / (end * steps))})
     return pd.DataFrame(runs), pd.DataFrame(hist)
 
 
@@ -116,6 +121,38 @@ def test_converged_fails_on_divergence_or_low_train_accuracy(st):
     assert not ok and "1 of 3 runs diverged" in text
 
 
+def test_converged_fails_on_every_arm_problem_and_without_a_plateau(st):
+    """A run stopped at the safety cap, one that did not learn and an arm still learning at the
+    end of its schedule all make the precondition fail (stopping.arm_problems + plateau)."""
+    ok, text = A.converged([st.at(1), st.at(4)], 50, 1.0)
+    assert ok and "plateaued (rise < 1 pp)" in text
+    capped = st.at(4).assign(stop_reason=["budget", "cap", "budget"])
+    ok, text = A.converged([st.at(1), capped], 50, 1.0)
+    assert not ok and "BA, M = 4: 1 of 3 runs stopped at the safety cap" in text
+    flat = st.at(1).assign(status=["no_learning", "ok", "ok"])
+    ok, text = A.converged([flat], 50, 1.0)
+    assert not ok and "did not learn" in text and "diverged" not in text
+    runs, hist = make_runs(rising=[("distinct", 4)])
+    rising = A.study(runs, hist, BLOCK)
+    d4 = rising.arm("distinct")
+    # linear to the end: the last 10% of the steps add 10% of the final train accuracy
+    assert d4.rise_pp.to_numpy() == pytest.approx(0.1 * (np.array(TEST[("distinct", 4)]) + 5.0))
+    assert rising.at(4).rise_pp.to_numpy() == pytest.approx(0.0)  # flat from 80% of the steps on
+    ok, text = A.converged([rising.at(4), d4], 50, 1.0)
+    assert not ok and "still rising" in text and "distinct" in text
+    assert A.converged([d4], 50)[0]  # no plateau rule: not checked
+    r = {x["id"]: x for x in finalize_claims(A.claims(rising, make_gv(), BLOCK))}
+    assert not r["BA4"]["precondition_ok"] and r["BA4"]["verdict"] == "inconclusive"
+    assert r["BA1"]["precondition_ok"] and r["BA3"]["precondition_ok"]  # arms without the distinct control
+
+
+def test_plateau_rise_is_the_end_minus_the_last_evaluation_before_the_final_fraction():
+    h = pd.DataFrame({"step": [0, 50, 80, 90, 95, 100], "train_acc": [0.1, 0.5, 0.7, 0.72, 0.74, 0.75]})
+    assert A.plateau_rise(h, 0.1) == pytest.approx(3.0)  # 75% - 72% (step 90 = 0.9 x 100)
+    assert A.plateau_rise(h.sample(frac=1, random_state=0), 0.2) == pytest.approx(5.0)  # 75% - 70% (step 80)
+    assert np.isnan(A.plateau_rise(h[h.step >= 95], 0.5))  # no evaluation at or before step 50
+
+
 def test_claims_decide_trends_controls_and_variance(st):
     rows = A.claims(st, make_gv(), BLOCK)
     assert [r["id"] for r in rows] == ["BA1", "BA2", "BA3", "BA4", "BA5", "BA6"]
@@ -154,6 +191,9 @@ def test_final_budget_table(st):
     assert t.loc[1, "reached τ"] == "1 of 3"  # only the 61% seed reaches τ = 60.17%
     assert t.loc[4, "reached τ"] == "3 of 3"
     assert t.loc[1, "test accuracy (%)"] == f"{np.mean(TEST[('BA', 1)]):.2f} ± {np.std(TEST[('BA', 1)], ddof=1):.2f}"
+    # convergence beside the test accuracy: final train accuracy and its rise at the end
+    assert float(t.loc[4, "train accuracy (%)"].split(" ± ")[0]) == pytest.approx(np.mean(TEST[("BA", 4)]) + 5, abs=0.01)
+    assert float(t.loc[4, "train rise, end (pp)"].split(" ± ")[0]) == 0.0  # flat from 80% of the steps on
 
 
 def test_controls_table(st):
@@ -161,6 +201,8 @@ def test_controls_table(st):
     assert list(t["matched on"]) == ["examples seen (compute)", "steps and batch seen"]
     assert list(t["control"]) == ["M = 1, 4× epochs", "32 distinct (M = 4)"]
     assert list(t["control steps"]) == [4 * STEPS, STEPS] and list(t["control epochs"]) == ["8", "2"]
+    assert float(t["control train (%)"].iloc[1].split(" ± ")[0]) == pytest.approx(np.mean(TEST[("distinct", 4)]) + 5)
+    assert [float(v.split(" ± ")[0]) for v in t["control train rise, end (pp)"]] == [0.0, 0.0]
     diff = np.mean(TEST[("BA", 4)]) - np.mean(TEST[("distinct", 4)])
     assert t["BA − control (pp) [95% CI]"].iloc[1].startswith(f"{diff:+.2f} [")
 

@@ -86,7 +86,8 @@ sec.claims(claims)
 # ## Evidence: equal steps
 
 # %%
-sec.table("final_budget", A.final_budget_table(st), supports=["BA1", "BA2"], steps=S, tau=st.tau)
+sec.table("final_budget", A.final_budget_table(st), supports=["BA1", "BA2"], steps=S, tau=st.tau,
+          plateau_pct=100 * (block.get("plateau") or {}).get("fraction", float("nan")))
 controls = [c for c in ("BA3", "BA4") if c in verdicts]
 sec.figure("accuracy_vs_m", F.accuracy_vs_m(st, chance), supports=["BA1", *controls], steps=S,
            alt=f"Final test accuracy goes from {base.test_pp.mean():.1f}% at M = 1 to "

@@ -7,7 +7,8 @@ come from here, so each step can be tested on small synthetic frames:
   percentage points, each arm's label, examples seen) and the BA arm's steps to the
   baseline's final accuracy τ;
 * :func:`claims` -- claims BA1-BA6 (accuracy trend, steps-to-τ trend, the two controls,
-  gradient variance), each with the precondition that its arms trained (:func:`converged`);
+  gradient variance), each with the precondition that its arms converged (:func:`converged`:
+  ``stopping.arm_problems``, a minimum train accuracy and a train-accuracy plateau);
 * :func:`final_budget_table`, :func:`controls_table`, :func:`variance_table`,
   :func:`variance_fits` / :func:`fit_table` -- the evidence tables;
 * :func:`protocol_rows`, :func:`scope_text` -- the paper's protocol against ours.
@@ -25,6 +26,7 @@ import pandas as pd
 from ..ba import fit_variance_model
 from ..experiments.batch_augmentation import HEADLINE_RUN, PUBLISHED
 from ..scaling import steps_to_threshold
+from ..stopping import arm_problems
 from ..stats import claim_row, combine, decide, decide_noninferior, decide_one_sample, decide_trend, describe, mean_std
 
 #: how each arm is named in tables and legends (m: the BA multiplicity it is compared with; b: the batch)
@@ -37,7 +39,8 @@ def label(arm: str, m: int, batch: int) -> str:
 
 @dataclass
 class Study:
-    """The section's runs: ``runs`` (every run, with ``test_pp``, ``train_pp`` and ``label``),
+    """The section's runs: ``runs`` (every run, with ``test_pp``, ``train_pp``, ``label`` and
+    ``rise_pp``, the train-accuracy rise over the last part of its steps, :func:`plateau_rise`),
     ``hist`` (every evaluation, with ``test_pp``, ``label`` and ``examples``), ``ba`` (the BA
     arm, with steps to τ), the batch ``B`` of distinct samples, the multiplicities, τ (the
     M = 1 mean final test accuracy, %) and the step budget of every BA run."""
@@ -75,8 +78,22 @@ class Study:
         return {m: (self.at(m).train_pp - self.at(m).test_pp).mean() for m in self.ms}
 
 
+def plateau_rise(hist: pd.DataFrame, fraction: float) -> float:
+    """Train-accuracy rise (pp) of one run (its history rows) over the last ``fraction`` of its
+    steps: the final evaluation minus the last one at or before ``(1 - fraction)`` of the final
+    step. A run still learning at the end of its schedule has a large rise: it had not
+    converged. NaN without an evaluation that early."""
+    h = hist.sort_values("step")
+    last = h.iloc[-1]
+    before = h[h.step <= (1 - fraction) * last.step]
+    return float(100 * (last.train_acc - before.train_acc.iloc[-1])) if len(before) else float("nan")
+
+
 def study(runs: pd.DataFrame, hist: pd.DataFrame, block: dict) -> Study:
     """Prepare the runs (``ctx.runs()``) and histories (``ctx.histories()``) of the section.
+
+    ``rise_pp``: each run's :func:`plateau_rise` over the last ``plateau.fraction`` of its steps
+    (NaN when the block sets no plateau rule).
 
     Steps to τ: the first evaluation at or above τ (``scaling.steps_to_threshold``); a run
     that never reaches it is counted at the budget (``steps_to_tau_censored``) and
@@ -87,6 +104,10 @@ def study(runs: pd.DataFrame, hist: pd.DataFrame, block: dict) -> Study:
     runs["test_pp"], runs["train_pp"] = 100 * runs.test_acc, 100 * runs.train_acc
     hist["label"] = [label(a, m, batch) for a, m in zip(hist.arm, hist.compare_m)]
     runs["label"] = [label(a, m, batch) for a, m in zip(runs.arm, runs.compare_m)]
+    fraction = (block.get("plateau") or {}).get("fraction")
+    by_run = dict(tuple(hist.groupby("run")))
+    runs["rise_pp"] = [plateau_rise(by_run[r], fraction) if fraction and r in by_run else float("nan")
+                       for r in runs.run]
     ba = runs[runs.arm == "BA"].copy()
     budget = int(ba[ba.multiplicity == 1].steps.max())  # every BA run (and distinct control) has this budget
     hist["examples"] = hist["samples"] * hist["multiplicity"]  # examples seen = batch seen per step x steps
@@ -111,20 +132,32 @@ def ci_text(d: dict) -> str:
     return f"{d['effect']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
 
 
-def converged(groups: list[pd.DataFrame], min_train: float) -> tuple[bool, str]:
-    """The precondition of a claim on these runs (each group one arm, with ``label``, ``status``
-    and ``train_pp``): none diverged and every arm's mean final train accuracy reaches
-    ``min_train`` (%). Returns (ok, text)."""
-    bad = [f"{g.label.iloc[0]}: {(g.status != 'ok').sum()} of {len(g)} runs diverged"
-           for g in groups if (g.status != "ok").any()]
+def converged(groups: list[pd.DataFrame], min_train: float, max_rise: float | None = None) -> tuple[bool, str]:
+    """The precondition of a claim on these runs (each group one arm, with ``label``, ``status``,
+    ``stop_reason``, ``train_pp`` and ``rise_pp``): no arm has a problem (``stopping.arm_problems``:
+    a run stopped at a cap, did not learn or diverged), every arm's mean final train accuracy
+    reaches ``min_train`` (%), and with ``max_rise`` every arm's mean train-accuracy rise over
+    the last part of its steps is below it (pp: the arm had plateaued; an arm without the
+    evaluations to tell fails). Returns (ok, text)."""
+    bad = [p for g in groups for p in arm_problems(g.to_dict("records"), g.label.iloc[0])]
     bad += [f"{g.label.iloc[0]}: train accuracy {g.train_pp.mean():.1f}% < {min_train:g}%"
             for g in groups if g.train_pp.mean() < min_train]
+    if max_rise is not None:
+        bad += [f"{g.label.iloc[0]}: train accuracy still rising ({g.rise_pp.mean():+.2f} pp over the last part of "
+                f"training, not < {max_rise:g})" for g in groups if not g.rise_pp.mean() < max_rise]
     arms = ", ".join(g.label.iloc[0] for g in groups)
+    plateau = f", train accuracy plateaued (rise < {max_rise:g} pp)" if max_rise is not None else ""
     return (not bad), ("failed: " + "; ".join(bad)) if bad else (
-        f"met: no run diverged and mean train accuracy >= {min_train:g}% ({arms})")
+        f"met: no run capped, without learning or diverged, mean train accuracy >= {min_train:g}%{plateau} ({arms})")
 
 
-def _control_claim(st: Study, cfg: dict, min_train: float, cid: str, arm: str, claim: str, metric: str,
+def precondition_settings(block: dict) -> tuple[float, float | None]:
+    """(min_train, max_rise) of :func:`converged` from the block (``min_train_acc_pp``,
+    ``plateau.max_rise_pp``; no plateau rule when the block has none)."""
+    return float(block.get("min_train_acc_pp", 0.0)), (block.get("plateau") or {}).get("max_rise_pp")
+
+
+def _control_claim(st: Study, cfg: dict, pre_cfg: tuple, cid: str, arm: str, claim: str, metric: str,
                    rule_words: str) -> dict | None:
     """BA3 / BA4: BA with M = k not worse than the control arm compared with k, at every k
     (one non-inferiority test per k, combined: all must hold). None when the arm has no runs."""
@@ -139,7 +172,7 @@ def _control_claim(st: Study, cfg: dict, min_train: float, cid: str, arm: str, c
         ours.append(f"BA M={k}: {describe(g_ba.test_pp)} vs {g_c.label.iloc[0]}: {describe(g_c.test_pp)}")
     if not parts:
         return None
-    ok, pre = converged(groups, min_train)
+    ok, pre = converged(groups, *pre_cfg)
     d = parts[0] if len(parts) == 1 else combine(parts, "all")
     return claim_row(cid, claim, metric, d, ours="; ".join(ours), paper=PUBLISHED[cid][0],
                      paper_source=PUBLISHED[cid][1], precondition=pre, precondition_ok=ok,
@@ -160,10 +193,10 @@ def claims(st: Study, gv: pd.DataFrame, block: dict) -> list[dict]:
     every BA run; BA3 / BA4: non-inferiority against the controls; BA5 / BA6: one-sample
     tests of per-seed variance ratios on the final weights."""
     cfg = block.get("claims", {})
-    min_train = float(block.get("min_train_acc_pp", 0.0))
+    pre_cfg = precondition_settings(block)
     ba, ms, m_top, S = st.ba, st.ms, st.m_top, st.budget
     x_ba = np.log2(ba.multiplicity.to_numpy(float))
-    ok_all, pre_all = converged([st.at(m) for m in ms], min_train)
+    ok_all, pre_all = converged([st.at(m) for m in ms], *pre_cfg)
     means = ", ".join(f"M={m}: {st.at(m).test_pp.mean():.2f}%" for m in ms)
     rows = []
     m1 = cfg.get("BA1", {}).get("margin_pp", 0.0)
@@ -185,11 +218,11 @@ def claims(st: Study, gv: pd.DataFrame, block: dict) -> list[dict]:
         paper=PUBLISHED["BA2"][0], paper_source=PUBLISHED["BA2"][1], precondition=pre_all, precondition_ok=ok_all,
         rule=f"least-squares slope of steps-to-τ on log2 M < 0 (one-sided); against: slope > 0 or within ±{m2:g}% of "
              f"the budget per doubling (TOST)"))
-    for row in (_control_claim(st, cfg, min_train, "BA3", "longer", "At equal compute (equal examples seen), BA with "
+    for row in (_control_claim(st, cfg, pre_cfg, "BA3", "longer", "At equal compute (equal examples seen), BA with "
                                "M = k is not worse than the M = 1 baseline trained k times longer (epochs and "
                                "learning-rate drops × k).", "final test accuracy (%), equal examples seen",
                                "the longer baseline"),
-                _control_claim(st, cfg, min_train, "BA4", "distinct", "At equal steps and equal batch, M augmented "
+                _control_claim(st, cfg, pre_cfg, "BA4", "distinct", "At equal steps and equal batch, M augmented "
                                "copies of B samples are not worse than M·B distinct samples (each augmented once, "
                                "same steps, drop at the same step).", "final test accuracy (%), equal steps and batch",
                                "M·B distinct samples")):
@@ -197,7 +230,7 @@ def claims(st: Study, gv: pd.DataFrame, block: dict) -> list[dict]:
             rows.append(row)
     fin = gv[gv.model == "final"]
     v1, vb, vd = _variance_of(fin, "ba", 1), _variance_of(fin, "ba", m_top), _variance_of(fin, "distinct", m_top)
-    ok_v, pre_v = converged([st.base], min_train)
+    ok_v, pre_v = converged([st.base], *pre_cfg)
     m5 = cfg.get("BA5", {}).get("margin_ratio", 0.0)
     d5 = decide_one_sample(vb / v1, "less", 1.0, m5)
     rows.append(claim_row(
@@ -229,7 +262,7 @@ def final_budget_table(st: Study) -> pd.DataFrame:
             "M": m, "batch seen (B·M)": st.batch * m, "steps": int(g.steps.max()),
             "examples seen": int(g.steps.max()) * st.batch * m,
             "test accuracy (%)": mean_std(g.test_pp, 2), "train accuracy (%)": mean_std(g.train_pp, 2),
-            "test loss": mean_std(g.test_loss, 3),
+            "train rise, end (pp)": mean_std(g.rise_pp, 2), "test loss": mean_std(g.test_loss, 3),
             "Δ test vs M = 1 (pp) [95% CI]": "reference" if m == 1 else ci_text(d),
             "steps to τ (% of budget)": mean_std(g.steps_pct, 0),
             "reached τ": f"{g.steps_to_tau.notna().sum()} of {len(g)}",
@@ -250,7 +283,7 @@ def controls_table(st: Study) -> pd.DataFrame:
             "matched on": "examples seen (compute)" if arm == "longer" else "steps and batch seen",
             "BA arm": f"M = {k}", "BA test (%)": mean_std(g_ba.test_pp, 2), "BA train (%)": mean_std(g_ba.train_pp, 2),
             "control": g.label.iloc[0], "control test (%)": mean_std(g.test_pp, 2),
-            "control train (%)": mean_std(g.train_pp, 2),
+            "control train (%)": mean_std(g.train_pp, 2), "control train rise, end (pp)": mean_std(g.rise_pp, 2),
             "control steps": int(g.steps.max()), "control epochs": f"{g.epochs.max():.0f}",
             "BA − control (pp) [95% CI]": ci_text(d),
             "seeds": f"{len(g_ba)} / {len(g)}"})

@@ -153,7 +153,9 @@ def outputs(block: dict, scale: dict) -> list:
     out = [
         Table("final_budget", "Every M after the same {steps} steps: mean ± sd over seeds. τ = {tau:.2f}% is the "
               "M = 1 mean final test accuracy; a run that never reaches it counts as 100% of the budget (first "
-              "evaluation at or above τ; evaluations once per epoch plus a log-spaced grid). The CI is Welch's, "
+              "evaluation at or above τ; evaluations once per epoch plus a log-spaced grid). Train accuracy is on the "
+              "un-augmented training set; its rise at the end (last evaluation minus the last one before the final {plateau_pct:g}% "
+              "of the steps) shows whether a run had converged. The CI is Welch's, "
               "unadjusted; the claims table holds the tests. Wall time is measured on a shared CPU and shows BA's "
               "extra compute per step."),
         Figure("accuracy_vs_m", "Left: final test accuracy after the baseline's {steps} steps against M (M augmented "
@@ -168,7 +170,8 @@ def outputs(block: dict, scale: dict) -> list:
                          "trained k times longer (epochs and learning-rate drops × k) sees as many examples as BA "
                          "with M = k. Distinct samples: a batch of M·B different samples (one augmented copy each) "
                          "for the same steps as BA, learning rate dropped at the same step; it passes over the data "
-                         "M times more often."))
+                         "M times more often. Train accuracies (un-augmented training set) and the control's "
+                         "train-accuracy rise at the end of its schedule show that each arm converged."))
     out += [
         Figure("accuracy_vs_examples", "Test accuracy against examples seen (batch seen per step × steps, log "
                "scale) for every M and for the M = 1 baseline trained longer (equal compute); band ± sd over "
