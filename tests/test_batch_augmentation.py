@@ -215,3 +215,41 @@ def test_controls_table_is_declared_only_with_a_control_arm():
     labelled = {o.name: o.label for o in _plan(copy.deepcopy(BLOCK)).outputs["batch_augmentation"] if o.label}
     assert labelled == {"accuracy_vs_m": "test accuracy vs M, with the controls",
                         "accuracy_vs_examples": "test accuracy vs examples seen", "variance_vs_m": "gradient variance"}
+
+
+def test_cpu_protocol_is_the_papers_schedule_to_convergence_with_stackable_seeds():
+    """The default (cpu) protocol as config.yaml states it (issue 17): the authors' code's
+    100 epochs with lr /10 at epoch 81, SGD 0.1 / momentum 0.9 / weight decay 1e-4, B = 64; the
+    longer baseline's schedule stretched whole; the distinct control at BA's steps with the drop
+    at BA's step; the plateau rule in the block; and every arm's seeds one stack (equal
+    group_key), which is what keeps the section's cost down."""
+    from pathlib import Path
+
+    import yaml
+
+    from largebatch.experiments.base import dataset_sizes
+    from largebatch.spec import group_key
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    scale = config["scales"]["cpu"]
+    block = scale["batch_augmentation"]
+    assert block["plateau"] == {"fraction": 0.1, "max_rise_pp": 1.0} and block["min_train_acc_pp"] == 70
+    n = dataset_sizes(scale)[block["run"]["dataset"]]
+    assert n == 4000  # MNIST-1D's standard training-set size
+    runs = plan(copy.deepcopy(block), scale)
+    per_epoch = n // 64
+    stacks: dict = {}
+    for lab, s in runs:
+        assert (s["optimizer"], s["lr"], s["momentum"], s["weight_decay"], s["schedule"]) == ("sgd", 0.1, 0.9, 1e-4,
+                                                                                             "step")
+        if lab["arm"] == "BA":
+            assert s["batch_size"] == 64 and s["epochs"] == 100 and s["milestones"] == [81]
+        elif lab["arm"] == "longer":
+            assert s["epochs"] == 100 * lab["compare_m"] and s["milestones"] == [81 * lab["compare_m"]]
+        else:  # distinct: BA's steps, the drop at BA's step 81 x per_epoch
+            m = lab["compare_m"]
+            assert s["batch_size"] == 64 * m and s["steps"] == 100 * per_epoch
+            assert s["milestones"][0] * (n // (64 * m)) == pytest.approx(81 * per_epoch)
+        stacks.setdefault((lab["arm"], lab["compare_m"]), set()).add(group_key(s))
+    assert all(len(keys) == 1 for keys in stacks.values()), stacks
+    assert len(stacks) == 8 and len(runs) == 8 * len(block["seeds"])
