@@ -173,7 +173,7 @@ def _scale_steps(paper: str, block: dict, steps: int) -> None:
                 if isinstance(where.get(k), int) and where[k] > 0:
                     where[k] = max(1, int(round(where[k] * factor)))
 
-    if paper == "golmant":
+    if paper == "golmant" and "steps" in block:  # an epoch budget is scaled with the other epochs
         to(block, "steps", max(2, steps))
     if paper == "keskar":
         to(block, "max_steps", steps)

@@ -42,21 +42,26 @@ KEY = ["data", "strategy", "metric", "frac"]
 # ----------------------------------------------------------------------------- one curve
 
 
-def reference_thresholds(ref: pd.DataFrame, fracs: Sequence[float], steps: int,
-                         metrics: Sequence[str] = ("train_loss", "test_loss")) -> pd.DataFrame:
-    """Loss thresholds of one dataset, fixed from its smallest-batch (B0) runs.
+def curve_quantile(h: pd.DataFrame, metric: str, q: float, budget: int, points: int = 1001) -> float:
+    """The q-quantile of a run's loss curve read on a uniform grid of ``points`` steps over its
+    budget (linear interpolation between evaluations), so that it does not depend on where the
+    evaluations fall (a log grid would weight early, high losses)."""
+    h = h.dropna(subset=[metric]).sort_values("step")
+    grid = np.linspace(0, budget, points)
+    return float(np.quantile(np.interp(grid, h.step.to_numpy(float), h[metric].to_numpy(float)), q))
 
-    For each metric and fraction ``f``: the threshold is the largest over seeds of the
-    lowest value a B0 run reaches within its first ``f * steps`` steps, so every B0 seed
-    reaches it by then.  ``ref`` holds the B0 histories (columns seed, step, metrics).
-    """
+
+def reference_thresholds(ref: list[tuple[pd.DataFrame, int]], qs: Sequence[float],
+                         metrics: Sequence[str] = ("train_loss", "test_loss")) -> pd.DataFrame:
+    """Loss thresholds of one data role, Golmant et al.'s definition: the q-quantile (q = 0.25:
+    the lowest quartile) of the loss curve of the largest batch size, here its reference runs
+    ``ref`` (history, budget), one per seed and strategy.  The threshold is the largest of their
+    quantiles, so every reference run reaches it within its budget."""
     out = []
     for metric in metrics:
-        for f in sorted(fracs):
-            limit = f * steps
-            per_seed = [g.loc[g.step <= limit + 1e-9, metric].min() for _, g in ref.groupby("seed")]
-            out.append({"metric": metric, "frac": f, "ref_step": int(round(limit)),
-                        "threshold": float(np.nanmax(per_seed))})
+        for q in sorted(qs):
+            out.append({"metric": metric, "frac": q,
+                        "threshold": max(curve_quantile(h, metric, q, budget) for h, budget in ref)})
     return pd.DataFrame(out)
 
 
@@ -67,10 +72,11 @@ def steps_table(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], threshol
     diverged first); ``reached`` says which.  ``thresholds`` has columns dataset, metric,
     frac, threshold.
     """
+    key = "data" if "data" in thresholds and "data" in runs else "dataset"  # a role: data and network
     rows = []
     for r in runs.itertuples(index=False):
         h = histories[r.run]
-        for t in thresholds[thresholds.dataset == r.dataset].itertuples(index=False):
+        for t in thresholds[thresholds[key] == getattr(r, key)].itertuples(index=False):
             s = steps_to_threshold(h, t.metric, t.threshold)
             rows.append({**r._asdict(), "metric": t.metric, "frac": t.frac, "threshold": t.threshold,
                          "steps": s if math.isfinite(s) else math.inf, "reached": math.isfinite(s)})
@@ -147,8 +153,9 @@ def chance_loss(kind: str) -> float:
 
 
 def learnt(status: str, final_train_loss: float, chance: float, no_learning: float) -> bool:
-    """False for a run that did not learn: it diverged, or its final training loss is at least
-    ``no_learning`` x the chance loss.  Such a run is flagged, never counted as a plateau."""
+    """False for a run that did not learn: status ``diverged`` or ``no_learning``
+    (``largebatch.stopping.run_status``), or a final training loss of at least ``no_learning`` x
+    the chance loss.  Such a run is flagged and ends its curve, never counted as a plateau."""
     return status == "ok" and math.isfinite(final_train_loss) and final_train_loss < no_learning * chance
 
 
@@ -169,14 +176,15 @@ def learning_curve(batch_sizes, steps, learning) -> tuple[np.ndarray, np.ndarray
     return b, t, float("nan")
 
 
-def censored(steps, cap: int) -> np.ndarray:
-    """Steps with 'never reached' (+inf) counted as twice the step cap: a finite stand-in that
-    understates how slow such a run is (so tests of 'no gain' are conservative)."""
+def censored(steps, cap) -> np.ndarray:
+    """Steps with 'never reached' (+inf) counted as twice the run's step budget ``cap`` (one
+    number, or one per point): a finite stand-in that understates how slow such a run is (so
+    tests of 'no gain' are conservative)."""
     t = np.asarray(steps, dtype=float)
-    return np.where(np.isfinite(t), t, 2.0 * cap)
+    return np.where(np.isfinite(t), t, 2.0 * np.asarray(cap, dtype=float))
 
 
-def exponent_summary(batch_sizes, steps, cap: int) -> dict:
+def exponent_summary(batch_sizes, steps, cap) -> dict:
     """First and last local scaling exponents of a (learning) curve, with never-reached
     steps censored at twice the cap, and the exponent of every interval at its log2
     mid-point (for the trend)."""
@@ -211,18 +219,24 @@ class Setup:
 
     block: dict
     sizes: dict[str, int]  # training samples per dataset name
-    steps: int  # the step cap of every run
-    fracs: list[float]  # threshold budget fractions f
+    steps: int  # the longest budget of any sweep run (the standard data's B0), in steps
+    fracs: list[float]  # threshold quantiles q of the largest learning batch's loss curve
     roles: list[str]  # data roles: standard (+ easy, hard, small)
     dname: dict[str, str]  # role -> dataset name
     chance: dict[str, float]  # role -> chance loss ln(classes)
     strats: list[str]  # the standard data's strategies
     scaled: list[str]  # ... those that scale the lr
     fixed: str | None  # ... the one that does not (G3's reference)
+    epochs: float | None  # the budget in epochs at every batch size (None: ``steps`` for every run)
     lsr: str  # the linear-scaling strategy (G1, G2)
     var_strat: str  # the strategy run on the data variants (G4, GX1)
     slabel: dict[str, str]  # strategy -> label
     maxf: float  # a threshold is decided on only at <= maxf x chance
+
+    def budget(self, role: str, batch_size: int) -> int:
+        """The step budget of a sweep run of this role and batch size (the protocol's own)."""
+        n = self.sizes[self.dname[role]]
+        return int(round(self.epochs * (n // batch_size))) if self.epochs is not None else self.steps
 
     @property
     def claims(self) -> dict:
@@ -240,8 +254,14 @@ def setup(block: dict, datasets: dict) -> Setup:
     dname = {role: block["datasets"][role]["name"] for role in roles}
     strats = list(block["datasets"]["standard"]["strategies"])
     rule = {s: block["strategies"][s]["lr_scaling"] for s in block["strategies"]}
+    epochs = float(block["epochs"]) if "epochs" in block else None
+    if epochs is not None:
+        b0 = min(block["batch_sizes"])
+        steps = int(round(epochs * (sizes[dname["standard"]] // b0)))
+    else:
+        steps = int(block["steps"])
     return Setup(
-        block=block, sizes=sizes, steps=int(block["steps"]), fracs=sorted(float(f) for f in block["thresholds"]),
+        block=block, sizes=sizes, steps=steps, epochs=epochs, fracs=sorted(float(f) for f in block["thresholds"]),
         roles=roles, dname=dname, chance={role: chance_loss(datasets[dname[role]]["kind"]) for role in roles},
         strats=strats, scaled=[s for s in strats if rule[s] != "none"],
         fixed=next((s for s in strats if rule[s] == "none"), None),
@@ -262,6 +282,8 @@ def histories_by_run(long: pd.DataFrame, rows: list[dict]) -> dict[str, pd.DataF
 def sweep_runs(S: Setup, runs: pd.DataFrame) -> pd.DataFrame:
     """The sweep's runs with ``learnt``: False for a run that diverged or ended at chance loss."""
     sweep = runs[runs.kind == "sweep"].copy()
+    if "stop_reason" not in sweep:  # metrics.json before stop reasons were recorded
+        sweep["stop_reason"] = None
     sweep["learnt"] = [learnt(s, float(loss), S.chance[r], S.claims["no_learning"])
                        for s, loss, r in zip(sweep.status, pd.to_numeric(sweep.train_loss, errors="coerce"),
                                              sweep.data)]
@@ -273,15 +295,27 @@ def smallest_batches(sweep: pd.DataFrame, roles: Sequence[str]) -> dict[str, int
     return {role: int(sweep[sweep.data == role].batch_size.min()) for role in roles}
 
 
+def reference_batch(sweep: pd.DataFrame, role: str) -> int:
+    """The largest batch size of a role at which every run (every strategy and seed) learnt:
+    the paper's "largest batch"; a batch size where some run sat at chance or diverged cannot
+    set a loss threshold (it reached none).  B0 when no larger batch qualifies."""
+    g = sweep[sweep.data == role]
+    ok = g.groupby("batch_size").learnt.all()
+    good = [int(b) for b, v in ok.items() if v]
+    return max(good) if good else int(g.batch_size.min())
+
+
 def threshold_table(S: Setup, sweep: pd.DataFrame, b0: dict[str, int], hist: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Every role's thresholds (:func:`reference_thresholds` on its B0 runs), with the chance loss,
-    their ratio to it and ``eligible``: at most ``S.maxf`` x chance (claims decide only on those)."""
+    """Every role's thresholds (:func:`reference_thresholds` on the runs of its largest learning
+    batch, ``ref_batch``), with the chance loss, their ratio to it and ``eligible``: at most
+    ``S.maxf`` x chance (claims decide only on those)."""
     parts = []
     for role in S.roles:
-        ref = sweep[(sweep.data == role) & (sweep.batch_size == b0[role])].drop_duplicates("run")
-        h = pd.concat([hist[r].assign(seed=s) for r, s in zip(ref.run, ref.seed)], ignore_index=True)
-        t = reference_thresholds(h, S.fracs, S.steps)
-        parts.append(t.assign(data=role, dataset=S.dname[role], chance=S.chance[role]))
+        bref = reference_batch(sweep, role)
+        ref = sweep[(sweep.data == role) & (sweep.batch_size == bref)].drop_duplicates("run")
+        t = reference_thresholds([(hist[r], S.budget(role, bref)) for r in ref.run], S.fracs)
+        parts.append(t.assign(data=role, dataset=S.dname[role], chance=S.chance[role], ref_batch=bref,
+                              ref_step=S.budget(role, bref)))
     thresholds = pd.concat(parts, ignore_index=True)
     thresholds["vs_chance"] = thresholds.threshold / thresholds.chance
     thresholds["eligible"] = thresholds.vs_chance <= S.maxf
@@ -296,18 +330,26 @@ def steps_to_thresholds(S: Setup, sweep: pd.DataFrame, hist: dict[str, pd.DataFr
                         thresholds: pd.DataFrame) -> pd.DataFrame:
     """Steps of every sweep run to its own data's thresholds; a run that did not learn never
     reaches anything (+inf); ``eligible`` from its threshold."""
-    cols = ["run", "data", "dataset", "strategy", "batch_size", "seed", "status", "learnt"]
-    st = steps_table(sweep[cols], hist, thresholds[["dataset", "metric", "frac", "threshold"]])
-    st = st[st.data.map(S.dname) == st.dataset].reset_index(drop=True)
+    cols = ["run", "data", "dataset", "strategy", "batch_size", "seed", "status", "stop_reason", "learnt"]
+    st = steps_table(sweep[cols], hist, thresholds[["data", "dataset", "metric", "frac", "threshold"]])
+    st["budget"] = [S.budget(d, int(b)) for d, b in zip(st.data, st.batch_size)]
     st.loc[~st.learnt, "steps"] = np.inf
     elig = _eligible(thresholds)
     st["eligible"] = [bool(elig[(d, m, f)]) for d, m, f in zip(st.data, st.metric, st.frac)]
     return st
 
 
-def _curve(b, t, steps: int) -> tuple[dict, dict]:
+def _curve(b, t, cap) -> tuple[dict, dict]:
     cs = curve_stats(b, t) if b.size >= 2 else {"b_crit": np.nan, "lower_bound": False}
-    return cs, exponent_summary(b, t, steps)
+    return cs, exponent_summary(b, t, cap)
+
+
+def _caps(g: pd.DataFrame, b) -> np.ndarray:
+    """The step budget of each batch size ``b`` of a curve (column ``budget`` of ``g``)."""
+    if "budget" not in g:
+        return np.full(len(b), np.nan)
+    cap = g.groupby("batch_size").budget.first()
+    return cap.reindex(np.asarray(b, dtype=float)).to_numpy(dtype=float)
 
 
 def seed_curves(st: pd.DataFrame, thresholds: pd.DataFrame, steps: int) -> pd.DataFrame:
@@ -317,7 +359,7 @@ def seed_curves(st: pd.DataFrame, thresholds: pd.DataFrame, steps: int) -> pd.Da
     rows = []
     for key, g in st.groupby(KEY + ["seed"]):
         b, t, cut = learning_curve(g.batch_size, g.steps, g.learnt)
-        cs, ex = _curve(b, t, steps)
+        cs, ex = _curve(b, t, _caps(g, b) if "budget" in g else steps)
         rows.append({**dict(zip(KEY + ["seed"], key)), **cs, "cut": cut, "n_points": int(b.size),
                      "alpha_first": ex["alpha_first"], "alpha_last": ex["alpha_last"],
                      "mid_log2": ex["mid_log2"], "alpha": ex["alpha"], "eligible": bool(elig[key[:1] + key[2:4]])})
@@ -334,7 +376,7 @@ def mean_curves(st: pd.DataFrame, per_seed: pd.DataFrame, thresholds: pd.DataFra
         mc = mean_curve(g)
         learnt_all = g.groupby("batch_size").learnt.all().reindex(mc.batch_size).to_numpy()
         b, t, cut = learning_curve(mc.batch_size, mc.steps, learnt_all)
-        cs, ex = _curve(b, t, steps)
+        cs, ex = _curve(b, t, _caps(g, b) if "budget" in g else steps)
         mc = speedup_table(mc, "batch_size", "steps").assign(**dict(zip(KEY, key)))
         mc["learnt"] = learnt_all
         curves.append(mc)
@@ -355,10 +397,33 @@ def noise_summary(noise: pd.DataFrame) -> pd.DataFrame:
         step=("step", "first"), loss=("train_loss_sample", "mean"))
 
 
-def with_prediction(summary: pd.DataFrame, nz: pd.DataFrame, b0: dict[str, int]) -> pd.DataFrame:
+def nearest_snapshot(nz: pd.DataFrame, st: pd.DataFrame, b0: dict[str, int]) -> pd.DataFrame:
+    """For each (data, metric, q) threshold: the B0 checkpoint (``nz`` row: data, frac = its share
+    of B0's budget, step) nearest in log steps to where the B0 runs reach the threshold
+    (geometric mean over seeds); NaN where B0 never reaches it."""
+    rows = []
+    for (d, m, q), g in st[st.batch_size == st.data.map(b0)].groupby(["data", "metric", "frac"]):
+        t0 = gmean(g.drop_duplicates("run").steps)
+        cand = nz[nz.data == d]
+        if not np.isfinite(t0) or not len(cand):
+            rows.append({"data": d, "metric": m, "frac": q, "snap": np.nan, "b_simple": np.nan})
+            continue
+        i = np.argmin(np.abs(np.log(np.maximum(cand.step.to_numpy(float), 1)) - np.log(max(t0, 1))))
+        rows.append({"data": d, "metric": m, "frac": q, "snap": float(cand.frac.iloc[i]),
+                     "b_simple": float(cand.b_simple.iloc[i])})
+    return pd.DataFrame(rows, columns=["data", "metric", "frac", "snap", "b_simple"])
+
+
+def with_prediction(summary: pd.DataFrame, nz: pd.DataFrame, b0: dict[str, int],
+                    st: pd.DataFrame | None = None) -> pd.DataFrame:
     """``b_pred`` = B_simple + 2·B0: the critical batch (efficiency 0.5) that McCandlish et al.'s
-    model predicts (``largebatch.scaling.critical_batch_size``)."""
-    out = summary.merge(nz[["data", "frac", "b_simple"]], on=["data", "frac"], how="left")
+    model predicts (``largebatch.scaling.critical_batch_size``), B_simple measured at the B0
+    checkpoint nearest to the threshold (:func:`nearest_snapshot`; without ``st``, the
+    checkpoint whose ``frac`` equals the threshold's)."""
+    if st is None:
+        out = summary.merge(nz[["data", "frac", "b_simple"]], on=["data", "frac"], how="left")
+    else:
+        out = summary.merge(nearest_snapshot(nz, st, b0), on=["data", "metric", "frac"], how="left")
     out["b_pred"] = out.b_simple + 2 * out.data.map(b0)
     return out
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..experiments.golmant import PUBLISHED
+from ..stopping import arm_problems
 from ..stats import claim_row, combine, decide, decide_one_sample, decide_rank, decide_trend, describe
 from .golmant import LINEAR_ALPHA, METRICS, PLATEAU_ALPHA, Results, censored, fmt_b
 
@@ -39,6 +40,31 @@ def cut_text(df: pd.DataFrame) -> str:
         return "every run learnt"
     return "runs that did not learn cut the curve at " + ", ".join(
         f"B = {int(b)} ({n} seed(s))" for b, n in c.groupby("cut").size().items())
+
+
+def arm_runs(R: Results, data: str, strategy: str, before_cut: bool = True) -> list[dict]:
+    """The runs a claim's statistic reads on one curve family (a data role and strategy): every
+    seed's runs up to its first batch size that did not learn (that run ends the curve and is
+    reported, it is not a point of it), or all of them (``before_cut=False``)."""
+    g = R.sweep[(R.sweep.data == data) & (R.sweep.strategy == strategy)]
+    if before_cut:
+        cut = {s: g[(g.seed == s) & ~g.learnt].batch_size.min() for s in g.seed.unique()}
+        g = g[[not (b >= cut[s]) for b, s in zip(g.batch_size, g.seed)]]
+    return g.drop_duplicates("run").to_dict("records")
+
+
+def arms_check(R: Results, arms: dict[str, list[dict]]) -> tuple[str, bool]:
+    """Precondition text and verdict: no run of any arm stopped at a cap, diverged or did not
+    learn (``largebatch.stopping.arm_problems``)."""
+    probs = [p for label, rows in arms.items() for p in arm_problems(rows, label)]
+    return ("; ".join(probs) if probs else f"no run of the arms ({', '.join(arms)}) stopped at a cap, diverged or "
+            "did not learn"), not probs
+
+
+def _pre(R: Results, text: str, ok: bool, arms: dict[str, list[dict]]) -> dict:
+    """A claim's precondition: its own test and the arms' check, both stated."""
+    at, aok = arms_check(R, arms)
+    return {"precondition": f"{text}; {at}", "precondition_ok": bool(ok and aok)}
 
 
 def _standard(R: Results) -> pd.DataFrame:
@@ -73,8 +99,8 @@ def g1(R: Results) -> dict:
         ours=(f"first exponent {describe(seedwise['first'], 2)}, last {describe(seedwise['last'], 2)}; slope of the "
               f"exponent {parts[1]['effect']:+.2f} per doubling; {cut_text(g)}") if len(seedwise) else "no curve",
         paper=PUBLISHED["G1"][0], paper_source=PUBLISHED["G1"][1],
-        precondition=elig_text(R) + ("" if len(g) else "; no curve with 3 learning batch sizes"),
-        precondition_ok=ok and len(g) > 0)
+        **_pre(R, elig_text(R) + ("" if len(g) else "; no curve with 3 learning batch sizes"), ok and len(g) > 0,
+               {f"standard {S.lsr}": arm_runs(R, "standard", S.lsr)}))
 
 
 def g2(R: Results) -> dict:
@@ -95,7 +121,7 @@ def g2(R: Results) -> dict:
         ours=(f"B* {fmt_b(2 ** (x.mean()) * S.n_std)} (geometric mean over {len(x)} seeds; "
               f"{int(g.lower_bound.sum())} of {len(g)} curves only a lower bound) vs n_train {S.n_std:,}"),
         paper=PUBLISHED["G2"][0], paper_source=PUBLISHED["G2"][1],
-        precondition=elig_text(R), precondition_ok=ok and len(x) > 0)
+        **_pre(R, elig_text(R), ok and len(x) > 0, {f"standard {S.lsr}": arm_runs(R, "standard", S.lsr)}))
 
 
 def g3(R: Results) -> list[dict]:
@@ -104,10 +130,13 @@ def g3(R: Results) -> list[dict]:
     S, C = R.setup, R.setup.claims
     lo, hi = (float(v) for v in C["medium_batch"])
     grid, b0 = R.grid, R.b0["standard"]
-    med = [b for b in grid if lo * b0 <= b <= hi * b0]
-    bmax = grid[-1]
     sd = R.st[(R.st.data == "standard")].copy()
-    sd["logT"] = np.log2(censored(sd.steps, S.steps))
+    # the largest batch at which every strategy's runs learnt: a run at chance is no evidence
+    ok_b = sd.groupby("batch_size").learnt.all()
+    bmax = max((int(b) for b, v in ok_b.items() if v), default=grid[-1])
+    med = [b for b in grid if lo * b0 <= b <= hi * b0 and b <= bmax]
+    sd = sd[sd.batch_size <= bmax]
+    sd["logT"] = np.log2(censored(sd.steps, sd.budget if "budget" in sd else S.steps))
     sd_e, ok = use(sd)
     parts, text = [], []
     if S.fixed is not None:
@@ -125,6 +154,9 @@ def g3(R: Results) -> list[dict]:
                         f"{describe(top, 2)} at B = {bmax}")
     if not parts:
         return []
+    arms = {f"standard {s} B <= {bmax}": [r for r in R.sweep[(R.sweep.data == "standard") & (R.sweep.strategy == s)
+                                                                & (R.sweep.batch_size <= bmax)]
+                                          .drop_duplicates("run").to_dict("records")] for s in [S.fixed, *S.scaled]}
     return [claim_row(
         "G3", "LSR and SRSR help only in the small-to-medium batch regime: at the largest batches they are no "
         "faster than the fixed learning rate.",
@@ -134,8 +166,9 @@ def g3(R: Results) -> list[dict]:
         rule=f"per strategy: medium batches ({lo:g}x..{hi:g}x B0) faster (one-sample t < 0; against: slower or "
              f"within ±{C['G3']['margin']:g} octave) and at B = {bmax} not faster by more than "
              f"{C['G3']['margin']:g} octave; every part must hold",
-        ours="; ".join(text), paper=PUBLISHED["G3"][0], paper_source=PUBLISHED["G3"][1],
-        precondition=elig_text(R), precondition_ok=ok)]
+        ours="; ".join(text) + (f" (B = {bmax} is the largest batch at which every strategy learnt)"
+                                if bmax < grid[-1] else ""),
+        paper=PUBLISHED["G3"][0], paper_source=PUBLISHED["G3"][1], **_pre(R, elig_text(R), ok and bool(med), arms))]
 
 
 def g4(R: Results) -> list[dict]:
@@ -166,9 +199,46 @@ def g4(R: Results) -> list[dict]:
               f"(seed-mean curves): easy {bs['easy']}; standard {bs['standard']}; hard {bs['hard']}; small "
               f"({S.sizes[S.dname['small']]:,} train) {bs['small']}"),
         paper=PUBLISHED["G4"][0], paper_source=PUBLISHED["G4"][1],
-        precondition=("train-loss thresholds f = " + ", ".join(f"{f:g}" for f in common) + " are below "
-                      f"{S.maxf:g} x chance on all four data sets") if ok else
-        f"no train-loss threshold is below {S.maxf:g} x the chance loss on all four data sets", precondition_ok=ok)]
+        **_pre(R, ("train-loss thresholds q = " + ", ".join(f"{f:g}" for f in common) + " are below "
+                   f"{S.maxf:g} x chance on all four data sets") if ok else
+               f"no train-loss threshold is below {S.maxf:g} x the chance loss on all four data sets", ok,
+               {f"{r} {S.var_strat}": arm_runs(R, r, S.var_strat) for r in ("easy", "hard", "standard", "small")}))]
+
+
+def g5(R: Results) -> list[dict]:
+    """G5: the critical batch depends more on the architecture (the ``arch`` role: a second
+    network on the standard data) than on the size of the data set (``small``); no row without
+    both roles."""
+    S, C = R.setup, R.setup.claims
+    if not {"arch", "small"} <= set(S.roles):
+        return []
+    roles = ("arch", "standard", "small")
+    pv = R.per_seed[(R.per_seed.strategy == S.var_strat) & (R.per_seed.metric == "train_loss")].copy()
+    common = [f for f in S.fracs if all(R.elig((r, "train_loss", f)) for r in roles)]
+    ok = bool(common)
+    pv = pv[pv.frac.isin(common or S.fracs)]
+    w = pv.assign(l2=np.log2(pv.b_crit)).pivot_table(index="seed", columns="data", values="l2", aggfunc="mean").reindex(
+        columns=list(roles))
+    d_a, d_s = (w["arch"] - w["standard"]).abs(), (w["standard"] - w["small"]).abs()
+    g = R.summary[(R.summary.strategy == S.var_strat) & (R.summary.metric == "train_loss")]
+    bs = {r: " / ".join(fmt_b(x, lb) for x, lb in zip(g[g.data == r].sort_values("frac").b_crit,
+                                                      g[g.data == r].sort_values("frac").lower_bound)) for r in roles}
+    model = {r: S.block["datasets"][r].get("run", {}).get("model", S.block["run"]["model"]) for r in roles}
+    return [claim_row(
+        "G5", "The critical batch depends more on the model architecture than on the size of the dataset.",
+        f"per seed: |log2 B*({model['arch']}) - log2 B*({model['standard']})| on the standard data vs "
+        f"|log2 B*(standard) - log2 B*(small)| ({S.var_strat.upper()}, train-loss thresholds eligible on all three)",
+        decide(d_a, d_s, "greater", C["G5"]["margin"]),
+        rule=f"one-sided Welch over seeds (architecture effect larger); against: smaller, or equal within "
+             f"±{C['G5']['margin']:g} octave",
+        ours=(f"architecture effect {describe(d_a, 2)} vs size effect {describe(d_s, 2)} octaves; B* per threshold "
+              f"(seed-mean curves): {model['standard']} {bs['standard']}; {model['arch']} {bs['arch']}; "
+              f"{model['standard']} on {S.sizes[S.dname['small']]:,} train {bs['small']}"),
+        paper=PUBLISHED["G4"][0], paper_source=PUBLISHED["G4"][1],
+        **_pre(R, ("train-loss thresholds q = " + ", ".join(f"{f:g}" for f in common) + " are below "
+                   f"{S.maxf:g} x chance for both networks and the small data") if ok else
+               f"no train-loss threshold is below {S.maxf:g} x the chance loss for both networks and the small data",
+               ok, {f"{r} {S.var_strat}": arm_runs(R, r, S.var_strat) for r in roles}))]
 
 
 def prediction_points(R: Results) -> pd.DataFrame:
@@ -202,12 +272,11 @@ def gx1(R: Results) -> dict:
               f"{2 ** ratio.max():.2f} over {len(cmp)} points ({int(cmp.lower_bound.sum())} measured B* only lower "
               "bounds)") if len(cmp) else "no data set and threshold with a finite measured and predicted B*",
         paper=PUBLISHED["GX1"][0], paper_source=PUBLISHED["GX1"][1],
-        precondition=(f"{len(cmp)} points with an eligible threshold" if ok and len(cmp) >= 4 else
-                      f"only {int(cmp_all.eligible.sum())} points with a threshold below {S.maxf:g} x chance "
-                      "(need 4)"),
-        precondition_ok=ok and len(cmp) >= 4)
+        **_pre(R, (f"{len(cmp)} points with an eligible threshold" if ok and len(cmp) >= 4 else
+                   f"only {int(cmp_all.eligible.sum())} points with a threshold below {S.maxf:g} x chance (need 4)"),
+               ok and len(cmp) >= 4, {f"{r} {S.var_strat}": arm_runs(R, r, S.var_strat) for r in sorted(set(cmp.data))}))
 
 
 def claims(R: Results) -> list[dict]:
     """Every claim row, in the report's order."""
-    return [g1(R), g2(R), *g3(R), *g4(R), gx1(R)]
+    return [g1(R), g2(R), *g3(R), *g4(R), *g5(R), gx1(R)]

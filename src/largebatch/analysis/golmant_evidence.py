@@ -30,12 +30,14 @@ def roles_palette(R: Results) -> dict:
 
 
 def threshold_curves(R: Results):
-    """Where the thresholds lie: B0 train-loss curves, thresholds, chance loss, eligibility bar."""
+    """Where the thresholds lie: train-loss curves of each role's reference batch (the largest
+    that learnt, whose curve sets the thresholds), thresholds, chance loss, eligibility bar."""
     S, pal = R.setup, fracs_palette(R)
     sweep, thresholds = R.sweep, R.thresholds
     fig, axes = plt.subplots(1, len(S.roles), figsize=(3.9 * len(S.roles), 3.6), sharey=True, squeeze=False)
     for ax, role in zip(axes[0], S.roles):
-        ref = sweep[(sweep.data == role) & (sweep.batch_size == R.b0[role])].drop_duplicates("run")
+        bref = int(thresholds[thresholds.data == role].ref_batch.iloc[0])
+        ref = sweep[(sweep.data == role) & (sweep.batch_size == bref)].drop_duplicates("run")
         for r in ref.run:
             h = R.hist[r]
             ax.plot(h.step.clip(lower=1), h.train_loss, color="0.45", lw=0.8)
@@ -46,12 +48,12 @@ def threshold_curves(R: Results):
         ax.set_xscale("log")
         ax.set_ylim(0, S.chance[role] * 1.12)
         ax.set_xlabel("step")
-        ax.set_title(f"{role} ({S.sizes[S.dname[role]]:,} train), B0 = {R.b0[role]}", fontsize=10)
+        ax.set_title(f"{role} ({S.sizes[S.dname[role]]:,} train), B = {bref}", fontsize=10)
     axes[0, 0].set_ylabel("train loss")
-    handles = [Line2D([], [], color="0.45", label=f"B0 runs ({R.n_seeds} seeds)"),
+    handles = [Line2D([], [], color="0.45", label="reference-batch runs (seeds x strategies)"),
                Line2D([], [], color="black", ls=":", label="chance loss ln(classes)"),
                Line2D([], [], color="red", ls="-.", label=f"{S.maxf:g} x chance: claims use thresholds below")]
-    handles += [Line2D([], [], color=pal[f], label=f"threshold f = {f:g} (dashed: above the bar)") for f in S.fracs]
+    handles += [Line2D([], [], color=pal[f], label=f"threshold q = {f:g} (dashed: above the bar)") for f in S.fracs]
     axes[0, -1].legend(handles=handles, fontsize=7, loc="lower left")
     return fig
 
@@ -71,6 +73,7 @@ def steps_to_threshold(R: Results):
     """T(B) per strategy (columns) and loss (rows): seed means, single seeds, perfect scaling."""
     S, pal, grid = R.setup, fracs_palette(R), R.grid
     std_st = R.st[R.st.data == "standard"]
+    budget = {int(b): S.budget("standard", int(b)) for b in grid}
     fig, axes = plt.subplots(2, len(S.strats), figsize=(4.3 * len(S.strats), 7.2), sharex=True, sharey=True,
                              squeeze=False)
     for j, s in enumerate(S.strats):
@@ -81,16 +84,16 @@ def steps_to_threshold(R: Results):
                 fin = c[np.isfinite(c.steps)]
                 ax.plot(fin.batch_size, fin.steps, "o-", color=pal[f], label=_thr_label(R, m, f))
                 miss = c[~np.isfinite(c.steps)]
-                ax.plot(miss.batch_size, [S.steps * 1.4] * len(miss), "x", color=pal[f], ms=8)
+                ax.plot(miss.batch_size, [budget[int(b)] * 1.4 for b in miss.batch_size], "x", color=pal[f], ms=8)
                 dead = c[~c.learnt.astype(bool)]
-                ax.plot(dead.batch_size, [S.steps * 1.8] * len(dead), "s", color="0.3", ms=6)
+                ax.plot(dead.batch_size, [budget[int(b)] * 1.8 for b in dead.batch_size], "s", color="0.3", ms=6)
                 if len(c) and np.isfinite(c.steps.iloc[0]):
                     bb = np.array(grid, dtype=float)
                     ax.plot(bb, c.steps.iloc[0] * bb[0] / bb, ":", color=pal[f], lw=1)
                 pts = std_st[(std_st.strategy == s) & (std_st.metric == m) & (std_st.frac == f)
                              & np.isfinite(std_st.steps)]
                 ax.scatter(pts.batch_size, pts.steps, s=8, color=pal[f], alpha=0.5)
-            ax.axhline(S.steps, color="grey", lw=0.8, ls="--")
+            ax.plot(list(budget), list(budget.values()), color="grey", lw=0.8, ls="--")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_title(f"{S.slabel[s]}: {METRICS[m]}", fontsize=10)
@@ -99,7 +102,7 @@ def steps_to_threshold(R: Results):
             h, _ = ax.get_legend_handles_labels()
             if i == 0 and j == 0:
                 h += [Line2D([], [], color="0.3", ls=":", label="perfect scaling T(B0)·B0/B"),
-                      Line2D([], [], color="grey", ls="--", label=f"{S.steps}-step cap"),
+                      Line2D([], [], color="grey", ls="--", label="step budget of the run"),
                       Line2D([], [], color="0.3", marker="x", ls="", label="never reached (some seed)"),
                       Line2D([], [], color="0.3", marker="s", ls="", label="did not learn (some seed)"),
                       Line2D([], [], color="0.3", marker="o", ls="", ms=3, alpha=0.5, label="single seeds")]
@@ -133,7 +136,7 @@ def speedup(R: Results):
                Line2D([], [], color="0.3", ls="--", label="test-loss threshold"),
                Line2D([], [], color="black", lw=1, label="perfect scaling B/B0"),
                Line2D([], [], color="0.3", lw=0.6, label="critical batch B* (vertical)")]
-    handles += [Line2D([], [], color=pal[f], label=f"f = {f:g}") for f in S.fracs]
+    handles += [Line2D([], [], color=pal[f], label=f"q = {f:g}") for f in S.fracs]
     axes[0, -1].legend(handles=handles, fontsize=7, loc="upper left")
     return fig
 
@@ -145,7 +148,7 @@ def cost(R: Results):
     std = curves[(curves.data == "standard") & np.isfinite(curves.steps) & curves.learnt.astype(bool)].copy()
     std["epochs"] = std.examples / S.n_std
     std["strategy"] = std.strategy.map(S.slabel)
-    std["threshold"] = [f"f = {f:g}" for f in std.frac]
+    std["threshold"] = [f"q = {f:g}" for f in std.frac]
     for ax, m in zip(axes, METRICS):
         d = std[std.metric == m]
         sns.lineplot(d, x="batch_size", y="epochs", hue="strategy", style="threshold", markers=True, ax=ax,
@@ -181,7 +184,7 @@ def data_complexity(R: Results):
         ax.plot(bb, bb / bb[0], color="black", lw=1, label="perfect scaling")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
-        ax.set_title(f"train-loss threshold f = {f:g} ({vs.upper()})", fontsize=10)
+        ax.set_title(f"train-loss threshold q = {f:g} ({vs.upper()})", fontsize=10)
         ax.set_xlabel("batch size B")
         ax.set_ylabel("speed-up S(B)")
         h, _ = ax.get_legend_handles_labels()
@@ -247,8 +250,8 @@ def curve_summary_table(R: Results) -> pd.DataFrame:
 def thresholds_table(R: Results) -> pd.DataFrame:
     t = R.thresholds
     return pd.DataFrame({
-        "data": t.data, "loss": t.metric.map(METRICS), "f": t.frac.map(lambda f: f"{f:g}"),
-        "B0 step budget": (t.frac * R.setup.steps).round().astype(int), "threshold": t.threshold.round(3),
+        "data": t.data, "loss": t.metric.map(METRICS), "q": t.frac.map(lambda f: f"{f:g}"),
+        "reference batch": t.ref_batch, "its budget (steps)": t.ref_step, "threshold": t.threshold.round(3),
         "chance loss": t.chance.round(3), "x chance": t.vs_chance.round(2),
         "decided on": t.eligible.map({True: "yes", False: "no (above the bar)"})})
 
@@ -262,12 +265,12 @@ def steps_wide_table(R: Results) -> pd.DataFrame:
             .unstack("batch_size").reset_index())
     wide.columns = [f"B = {c}" if isinstance(c, (int, np.integer)) else c for c in wide.columns]
     return wide.assign(metric=wide.metric.map(METRICS), strategy=wide.strategy.map(S.slabel),
-                       frac=wide.frac.map(lambda f: f"{f:g}")).rename(columns={"metric": "loss", "frac": "f"})
+                       frac=wide.frac.map(lambda f: f"{f:g}")).rename(columns={"metric": "loss", "frac": "q"})
 
 
 def noise_table(R: Results) -> pd.DataFrame:
     nz = R.nz
-    return pd.DataFrame({"data": nz.data, "f": nz.frac.map(lambda f: f"{f:g}"), "B0 step": nz.step,
+    return pd.DataFrame({"data": nz.data, "share of B0's budget": nz.frac.map(lambda f: f"{f:g}"), "B0 step": nz.step,
                          "B_simple (geometric mean)": nz.b_simple.round(0), "sd over seeds": nz.b_simple_sd.round(0),
                          "seeds": nz.n, "train loss there": nz.loss.round(3)})
 
@@ -276,6 +279,22 @@ def critical_batch_table(R: Results) -> pd.DataFrame:
     full, S = R.summary.sort_values(["data", "strategy", "metric", "frac"]), R.setup
     return pd.DataFrame({
         "data": full.data, "strategy": full.strategy.map(S.slabel), "loss": full.metric.map(METRICS),
-        "f": full.frac.map(lambda f: f"{f:g}"), "x chance": full.vs_chance.round(2),
+        "q": full.frac.map(lambda f: f"{f:g}"), "x chance": full.vs_chance.round(2),
         "B* (mean curve)": [fmt_b(b, lb) for b, lb in zip(full.b_crit, full.lower_bound)],
         "B* per seed": full.b_crit_seeds, "predicted B*": full.b_pred.map(lambda v: fmt_b(v))})
+
+
+def final_table(R: Results) -> pd.DataFrame:
+    """Every arm's end of training: final train loss and accuracy beside test loss and accuracy
+    (mean over seeds), per data role, strategy and batch size, with the runs' status and stop
+    reasons, so that convergence and runs that did not learn are visible."""
+    sw, S = R.sweep.drop_duplicates(["data", "strategy", "run"]), R.setup
+    rows = []
+    for (role, s, b), g in sw.groupby(["data", "strategy", "batch_size"], sort=False):
+        num = {c: pd.to_numeric(g[c], errors="coerce").mean() for c in ("train_loss", "train_acc", "test_loss", "test_acc")}
+        rows.append({"data": role, "strategy": S.slabel[s], "B": int(b), "steps": S.budget(role, int(b)),
+                     "train loss": round(num["train_loss"], 3), "train acc %": round(100 * num["train_acc"], 1),
+                     "test loss": round(num["test_loss"], 3), "test acc %": round(100 * num["test_acc"], 1),
+                     "status": ", ".join(f"{k} {v}" for k, v in g.status.value_counts().items()),
+                     "stop": ", ".join(f"{k} {v}" for k, v in g.stop_reason.fillna("n/a").value_counts().items())})
+    return pd.DataFrame(rows).sort_values(["data", "strategy", "B"]).reset_index(drop=True)

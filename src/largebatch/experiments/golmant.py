@@ -8,16 +8,19 @@ grid, trained from the same initialisation under three learning-rate strategies
 * ``lsr``   -- linear scaling ``lr * B/B0`` with a linear warm-up (Goyal et al. 2017),
 * ``srsr``  -- square-root scaling ``lr * sqrt(B/B0)`` (Krizhevsky 2014 / Hoffer et al. 2017),
 
-with ``B0`` the smallest batch of the grid, for a fixed step budget.  The analysis counts the
-steps ``T(B)`` each run needs to reach fixed train- and test-loss thresholds, the speed-up
+with ``B0`` the smallest batch of the grid, each for the protocol's budget (the same number of
+epochs at every batch size).  The thresholds follow the paper: the lowest-quartile loss of the
+largest batch (here the largest at which every run learnt).  The analysis counts the
+steps ``T(B)`` each run needs to reach them (train and test loss), the speed-up
 ``T(B0)/T(B)`` against perfect scaling ``B/B0``, the cost ``B*T(B)`` and the critical batch
 (``largebatch.scaling.critical_batch_size``; one definition for every curve).
 
 Beyond the paper, the gradient noise scale ``B_simple`` of McCandlish et al. (2018) is
-measured on the smallest-batch run's weights at the step where it reaches each threshold
-(short "snapshot" runs replay the same trajectory; CPU training is deterministic; job
-``golmant_noise``) and compared with the measured critical batch; easier/harder/smaller
-variants of the data test whether the critical batch follows data complexity more than
+measured on the smallest-batch run's weights at fractions of its budget (short "snapshot"
+runs replay the same trajectory; CPU training is deterministic; job ``golmant_noise``), the one
+nearest to where B0 reaches each threshold, and compared with the measured critical batch;
+easier/harder/smaller variants of the data and a second network on the standard data (role
+``arch``) test whether the critical batch follows data complexity and architecture more than
 data size.
 
 This module is the planning and the declaration (the Snakefile imports it at parse time, so
@@ -46,6 +49,8 @@ PUBLISHED = {
     "G3": ("LSR and SRSR beat the fixed lr for m = 256 to 2,048; past that the fixed lr is better",
            "Golmant et al. 2018, main text (CIFAR-10 ResNet)"),
     "G4": ("the break-down batch size depends more on data complexity than on data size",
+           "Golmant et al. 2018, abstract"),
+    "G5": ("the break-down point depends more on model architecture (and data complexity) than on data size",
            "Golmant et al. 2018, abstract"),
     "GX1": ("B_crit ~ B_noise, and B_simple approximates B_noise",
             "McCandlish et al. 2018, An Empirical Model of Large-Batch Training"),
@@ -86,15 +91,28 @@ def warmup_epochs(warmup_steps: int, batch_size: int, n_train: int) -> float:
     return warmup_steps / (n_train // batch_size) if warmup_steps else 0.0
 
 
+def budget_steps(block: dict, batch_size: int, n_train: int) -> int:
+    """The protocol's step budget of a run at this batch size: ``epochs`` x steps per epoch
+    (the same number of epochs at every batch size) or, in a block with ``steps``, that many."""
+    if "epochs" in block:
+        return int(round(block["epochs"] * (n_train // batch_size)))
+    return int(block["steps"])
+
+
+def role_run(block: dict, role: str) -> dict:
+    """A data role's run settings: the block's ``run`` with the role's own ``run`` on top (the
+    architecture comparison runs a second network on the standard data as its own role)."""
+    return {**block["run"], **block["datasets"][role].get("run", {})}
+
+
 def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
     """The sweep (every data role x strategy x batch size x seed) and the snapshot runs.
 
-    Which runs share a training job is the packing policy's choice (``largebatch.packing``),
-    not the plan's."""
+    Every run has the protocol's budget (``epochs`` at every batch size, or ``steps``): a run
+    that has not reached a threshold by then never reaches it.  Which runs share a training job
+    is the packing policy's choice (``largebatch.packing``), not the plan's."""
     sizes = dataset_sizes(scale)
-    base = dict(block["run"])
-    steps = block["steps"]
-    fracs = sorted(block["thresholds"])
+    snaps = sorted(float(f) for f in block["noise"].get("snapshots", []))
     runs: list[tuple[dict, dict]] = []
     for role, info in block["datasets"].items():
         name = info["name"]
@@ -102,8 +120,10 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
             raise ValueError(f"datasets.{role}.name = {name!r} is not defined under datasets "
                              f"(defined: {sorted(sizes)})")
         n = sizes[name]
+        base = role_run(block, role)
         grid = batch_grid(block, n)
         b0 = grid[0]
+        budget = {"epochs": block["epochs"]} if "epochs" in block else {"steps": block["steps"]}
         for strategy in info["strategies"]:
             if strategy not in block["strategies"]:
                 raise ValueError(f"datasets.{role}.strategies lists {strategy!r}, which is not under "
@@ -111,24 +131,24 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
             rule = block["strategies"][strategy]
             for b in grid:
                 for seed in seeds_of(block):
-                    spec = {**base, "dataset": name, "batch_size": b, "seed": seed, "steps": steps}
+                    spec = {**base, "dataset": name, "batch_size": b, "seed": seed, **budget}
                     if b > b0 and rule["lr_scaling"] != "none":
                         # at B0 every strategy is the same run (lr = base lr, no warm-up): shared
                         spec.update(lr_scaling=rule["lr_scaling"], base_batch=b0,
                                     warmup_epochs=warmup_epochs(rule.get("warmup_steps", 0), b, n))
-                    labels = {"kind": "sweep", "data": role, "dataset": name, "strategy": strategy,
-                              "batch_size": b, "seed": seed, "frac": 1.0}
+                    labels = {"kind": "sweep", "data": role, "dataset": name, "model": base["model"],
+                              "strategy": strategy, "batch_size": b, "seed": seed, "frac": 1.0}
                     runs.append((labels, spec))
-        # the B0 run stopped where it reaches each easier threshold: its weights there
-        # (same trajectory as the full run) feed the noise-scale measurement
-        for frac in fracs:
+        # the B0 run stopped at fractions of its budget: its weights there (same trajectory as
+        # the full run) feed the noise-scale measurement at the loss of each threshold
+        for frac in snaps:
             if frac >= 1.0:
                 continue
             for seed in seeds_of(block):
                 spec = {**base, "dataset": name, "batch_size": b0, "seed": seed,
-                        "steps": max(1, int(round(frac * steps)))}
-                labels = {"kind": "snapshot", "data": role, "dataset": name, "strategy": "fixed",
-                          "batch_size": b0, "seed": seed, "frac": frac}
+                        "steps": max(1, int(round(frac * budget_steps(block, b0, n))))}
+                labels = {"kind": "snapshot", "data": role, "dataset": name, "model": base["model"],
+                          "strategy": "fixed", "batch_size": b0, "seed": seed, "frac": frac}
                 runs.append((labels, spec))
     return runs
 
@@ -180,19 +200,20 @@ PAPER = Paper(
     inputs=inputs,
     outputs=[
         Figure("threshold_curves",
-               "Where the train-loss thresholds lie: training loss of the smallest-batch runs per data set (log step "
-               "axis), the threshold for each budget fraction f, the chance loss and the eligibility bar. A threshold "
+               "Where the train-loss thresholds lie: training loss of each data role's reference runs (the largest "
+               "batch size at which every run learnt; log step axis), the threshold for each quantile q of their "
+               "curves (q = 0.25: the paper's lowest quartile), the chance loss and the eligibility bar. A threshold "
                "above the bar (dashed) measures early progress only; claims are not decided on it."),
         Figure("steps_to_threshold",
                "Steps to each train- and test-loss threshold vs batch size on '{dataset}' (log-log), one panel per "
                "learning-rate strategy (fixed lr, linear scaling with warm-up LSR, square-root scaling SRSR) and loss: "
                "lines, geometric mean over seeds; dots, single seeds; dotted, perfect scaling from the smallest batch; "
-               "dashed, the {steps}-step cap; x, never reached by some seed within the cap; squares, some seed did not "
-               "learn (final train loss at chance). Legend: threshold and its ratio to the chance loss.",
+               "dashed, each batch size's step budget ({epochs} epochs); x, never reached by some seed within its budget; "
+               "squares, some seed did not learn (final train loss at chance, or diverged). Legend: threshold and its ratio to the chance loss.",
                label="steps to threshold vs batch size"),
         Figure("speedup",
                "Speed-up S(B) = T(B0)/T(B) over the smallest batch vs batch size (log-log), one panel per "
-               "learning-rate strategy, seed-mean curves; colour: budget fraction f of the threshold; solid: "
+               "learning-rate strategy, seed-mean curves; colour: threshold quantile q; solid: "
                "train-loss, dashed: test-loss thresholds; black: perfect scaling B/B0; vertical lines: the critical "
                "batch B* of each curve (where the scaling efficiency falls to 0.5). Points never reached or not "
                "learnt are left out.", label="speed-up vs batch size"),
@@ -213,19 +234,25 @@ PAPER = Paper(
                "threshold); open markers: threshold above the eligibility bar (not used by claim GX1).",
                label="noise scale vs critical batch"),
         Table("curve_summary",
-              "One row per data set, strategy and loss: the thresholds (for f = {fracs}, as a multiple of the chance "
+              "One row per data role, strategy and loss: the thresholds (for q = {fracs}, as a multiple of the chance "
               "loss), the critical batch of each seed-mean curve ('+': lower bound, efficiency never fell below 0.5), "
               "the largest speed-up over B0, the mean first and last local scaling exponents, and the first batch "
               "size at which some seed did not learn."),
         Table("thresholds",
-              "Loss thresholds per data set: the loss every B0 seed reaches within f x {steps} steps, its ratio to "
-              "the chance loss, and whether claims use it (at most {maxf:g} x chance)."),
+              "Loss thresholds per data role: the q-quantile of the loss curves of its reference batch (the largest at "
+              "which every run learnt; the largest value over its seeds and strategies, on a uniform step grid over "
+              "its budget), its ratio to the chance loss, and whether claims use it (at most {maxf:g} x chance)."),
         Table("steps",
               "Steps to each threshold on '{dataset}', mean ± sd over seeds (k/n reached: only k of n seeds reached "
-              "it within {steps} steps, or learnt at all)."),
+              "it within its budget of {epochs} epochs, or learnt at all)."),
         Table("noise_scale",
-              "B_simple of the B0 weights after the step budget of each threshold (geometric mean and sd over "
-              "seeds), with the train loss there (first 4,096 training samples)."),
+              "B_simple of the B0 weights at each share of B0's budget (geometric mean and sd over seeds), with the "
+              "train loss there (first 4,096 training samples); each threshold uses the checkpoint nearest (log steps) "
+              "to where B0 reaches it."),
+        Table("final",
+              "Every arm's end of training: final train loss and accuracy beside test loss and accuracy (mean over "
+              "seeds) per data role, strategy and batch size, with the step budget, the runs' status (ok, "
+              "no_learning, diverged) and stop reasons (budget: the protocol's own epochs)."),
         Table("critical_batch",
               "Full per-curve table (secondary): the critical batch of every seed-mean curve, the mean ± sd of the "
               "per-seed critical batches, and the noise-scale prediction."),
