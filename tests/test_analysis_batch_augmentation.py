@@ -227,7 +227,9 @@ def test_protocol_and_scope_follow_the_scale(st):
     rows = {r["aspect"]: r["ours"] for r in A.protocol_rows(BLOCK["run"], st)}
     assert rows["controls"] == "M = 1 trained 4× longer; M·B distinct samples at equal steps for M in [4]"
     assert rows["batch"] == f"B = {B}, M in [1, 4]" and rows["seeds"] == "3 per arm"
-    assert rows["schedule"] == "2 epochs, lr /10 at 1.5"
+    assert rows["schedule"] == "2 epochs, lr /10 at 1.5" and "convergence" not in rows
+    rows = {r["aspect"]: r["ours"] for r in A.protocol_rows(BLOCK["run"], st, BLOCK["plateau"])}
+    assert rows["convergence"].endswith("rise < 1 pp over the last 10% of its steps")
     small = A.scope_text(BLOCK["run"], 4)
     assert small.startswith("This scale tests the mechanism") and "MLP on mnist1d" in small and "up to 4" in small
     paper = A.scope_text({"dataset": "cifar10", "model": "resnet", "depth": 44, "augment": "crop_flip_cutout"}, 40)

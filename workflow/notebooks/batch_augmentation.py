@@ -118,7 +118,7 @@ sec.table("variance_model", A.fit_table(fits), supports=["BA5", "BA6"])
 # ## Protocol and caveats
 
 # %%
-sec.protocol(A.protocol_rows(spec, st))
+sec.protocol(A.protocol_rows(spec, st, block.get("plateau")))
 cfg = block["claims"]
 sec.caveats(
     f"Train minus test accuracy at the budget is {min(gap.values()):+.1f} to {max(gap.values()):+.1f} pp"
