@@ -22,13 +22,13 @@ def _config(**block_changes):
         "steps": 40,
         "batch_sizes": [8, 16, 64, 256, 1024],
         "max_batch_fraction": 0.5,
-        "thresholds": [0.25, 0.5, 1.0],
+        "thresholds": [0.25, 0.5],
         "strategies": {"fixed": {"lr_scaling": "none"}, "lsr": {"lr_scaling": "linear", "warmup_steps": 10},
                        "srsr": {"lr_scaling": "sqrt"}},
         "datasets": {"standard": {"name": "big", "strategies": ["fixed", "lsr", "srsr"]},
                      "small": {"name": "little", "strategies": ["lsr"]}},
         "seeds": [0, 1],
-        "noise": {"b_small": 8, "b_big": 64, "n_estimates": 4},
+        "noise": {"b_small": 8, "b_big": 64, "n_estimates": 4, "snapshots": [0.25, 0.5]},
     }
     block.update(block_changes)
     scale = {"gpu": False,
@@ -77,6 +77,26 @@ def test_lr_rules_and_warmup_in_steps(registry):
     assert lrs[4] == pytest.approx(peak / 2)
     assert lr_at(srsr, 0, spe, 40) == pytest.approx(0.01 * math.sqrt(32))
     assert lr_at(fixed, 0, spe, 40) == pytest.approx(0.01)
+
+
+def test_an_epoch_budget_gives_every_batch_size_the_same_epochs_and_a_role_its_own_network():
+    """`epochs`: every batch size trains that many epochs (the paper's per-model recipes), so the
+    largest batch makes the fewest updates; a role's `run` overrides the network (role arch)."""
+    cfg = _config(epochs=2.0, datasets={"standard": {"name": "big", "strategies": ["fixed", "lsr"]},
+                                         "arch": {"name": "big", "strategies": ["lsr"],
+                                                  "run": {"model": "shallow_conv", "width": 4}}})
+    del cfg["scales"]["s"]["golmant"]["steps"]
+    block = cfg["scales"]["s"]["golmant"]
+    runs = G.plan(block, cfg["scales"]["s"])
+    sweep = [(lab, spec) for lab, spec in runs if lab["kind"] == "sweep"]
+    assert all(spec["epochs"] == 2.0 and "steps" not in spec for _, spec in sweep)
+    assert {lab["model"] for lab, _ in sweep if lab["data"] == "arch"} == {"shallow_conv"}
+    assert {spec["model"] for lab, spec in sweep if lab["data"] == "arch"} == {"shallow_conv"}
+    assert {spec["model"] for lab, spec in sweep if lab["data"] == "standard"} == {"mlp"}
+    assert G.budget_steps(block, 8, 2048) == 2 * 256 and G.budget_steps(block, 1024, 2048) == 4
+    snaps = [(lab, spec) for lab, spec in runs if lab["kind"] == "snapshot"]
+    assert sorted({spec["steps"] for _, spec in snaps}) == [128, 256]  # shares of B0's 512-step budget
+    assert all(lab["batch_size"] == 8 for lab, _ in snaps)
 
 
 def test_snapshots_replay_the_b0_run_for_fewer_steps(registry):
@@ -132,8 +152,10 @@ def test_every_declared_output_has_a_unique_name_and_a_fillable_caption():
                         "cost": "total cost vs batch size", "data_complexity": "data complexity and size",
                         "noise_prediction": "noise scale vs critical batch"}
     fields = {o.name: set(o.fields) for o in outs}
-    assert fields["thresholds"] == {"steps", "maxf"} and fields["steps"] == {"dataset", "steps"}
-    assert "600-step cap" in next(o for o in outs if o.name == "steps_to_threshold").fill(dataset="d", steps=600)
+    assert fields["thresholds"] == {"maxf"} and fields["steps"] == {"dataset", "epochs"}
+    assert "final" in {o.name for o in outs if o.kind == "table"}
+    assert "step budget (20 epochs); x" in next(o for o in outs if o.name == "steps_to_threshold").fill(dataset="d",
+                                                                                          epochs="20 epochs")
 
 
 def test_a_shorter_run_replays_the_start_of_the_longer_one(tiny_data, tmp_path):
@@ -151,13 +173,21 @@ def test_a_shorter_run_replays_the_start_of_the_longer_one(tiny_data, tmp_path):
     assert long_h.loc[10, "w_dist"] == short_h.loc[10, "w_dist"]
 
 
-def test_the_cpu_protocol_has_five_seeds_and_states_its_claim_preconditions():
+def test_the_cpu_protocol_trains_epochs_on_two_networks_and_states_its_claim_preconditions():
     import yaml
     from pathlib import Path
 
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
     block = config["scales"]["cpu"]["golmant"]
-    assert len(block["seeds"]) >= 5
+    assert len(block["seeds"]) >= 3
+    # the protocol's own budget, equal epochs at every batch size (no step cap)
+    assert block["epochs"] > 0 and "steps" not in block
+    # the paper's threshold: the lowest quartile of the largest (learning) batch's loss curve
+    assert block["thresholds"] == [0.25]
+    # >= 2 architectures for the architecture claim G5
+    arch = block["datasets"]["arch"]
+    assert arch["name"] == block["datasets"]["standard"]["name"] and arch["run"]["model"] != block["run"]["model"]
+    assert "G5" in block["claims"]
     # thresholds near the chance loss would make a plateau out of no learning: the bar is well below it
     assert block["claims"]["max_threshold_vs_chance"] <= 0.5
     assert block["claims"]["no_learning"] < 1

@@ -56,6 +56,8 @@ def arm_runs(R: Results, data: str, strategy: str, before_cut: bool = True) -> l
 def arms_check(R: Results, arms: dict[str, list[dict]]) -> tuple[str, bool]:
     """Precondition text and verdict: no run of any arm stopped at a cap, diverged or did not
     learn (``largebatch.stopping.arm_problems``)."""
+    if not arms:
+        return "no arm to check", True
     probs = [p for label, rows in arms.items() for p in arm_problems(rows, label)]
     return ("; ".join(probs) if probs else f"no run of the arms ({', '.join(arms)}) stopped at a cap, diverged or "
             "did not learn"), not probs

@@ -208,7 +208,7 @@ PAPER = Paper(
                "Steps to each train- and test-loss threshold vs batch size on '{dataset}' (log-log), one panel per "
                "learning-rate strategy (fixed lr, linear scaling with warm-up LSR, square-root scaling SRSR) and loss: "
                "lines, geometric mean over seeds; dots, single seeds; dotted, perfect scaling from the smallest batch; "
-               "dashed, each batch size's step budget ({epochs} epochs); x, never reached by some seed within its budget; "
+               "dashed, each batch size's step budget ({epochs}); x, never reached by some seed within its budget; "
                "squares, some seed did not learn (final train loss at chance, or diverged). Legend: threshold and its ratio to the chance loss.",
                label="steps to threshold vs batch size"),
         Figure("speedup",
@@ -244,7 +244,7 @@ PAPER = Paper(
               "its budget), its ratio to the chance loss, and whether claims use it (at most {maxf:g} x chance)."),
         Table("steps",
               "Steps to each threshold on '{dataset}', mean ± sd over seeds (k/n reached: only k of n seeds reached "
-              "it within its budget of {epochs} epochs, or learnt at all)."),
+              "it within its budget ({epochs}), or learnt at all)."),
         Table("noise_scale",
               "B_simple of the B0 weights at each share of B0's budget (geometric mean and sd over seeds), with the "
               "train loss there (first 4,096 training samples); each threshold uses the checkpoint nearest (log steps) "
