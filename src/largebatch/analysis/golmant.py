@@ -236,7 +236,7 @@ class Setup:
     def budget(self, role: str, batch_size: int) -> int:
         """The step budget of a sweep run of this role and batch size (the protocol's own)."""
         n = self.sizes[self.dname[role]]
-        return int(round(self.epochs * (n // batch_size))) if self.epochs is not None else self.steps
+        return max(1, int(round(self.epochs * (n // batch_size)))) if self.epochs is not None else self.steps
 
     @property
     def claims(self) -> dict:

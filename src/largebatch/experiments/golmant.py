@@ -95,7 +95,7 @@ def budget_steps(block: dict, batch_size: int, n_train: int) -> int:
     """The protocol's step budget of a run at this batch size: ``epochs`` x steps per epoch
     (the same number of epochs at every batch size) or, in a block with ``steps``, that many."""
     if "epochs" in block:
-        return int(round(block["epochs"] * (n_train // batch_size)))
+        return max(1, int(round(block["epochs"] * (n_train // batch_size))))  # as the engine counts them
     return int(block["steps"])
 
 
