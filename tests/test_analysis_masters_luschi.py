@@ -45,29 +45,32 @@ def small_batches_win(part: str, m: int, k: int, seed: int, m_bn: int | None = N
     return "ok", 0.5, acc
 
 
-def make_runs(landscape=small_batches_win, norms=("batch",), datasets=("d",), bn=True, warm=True) -> pd.DataFrame:
+def make_runs(landscape=small_batches_win, norms=("batch",), datasets=("d",), bn=True, warm=True,
+              nets=("net",)) -> pd.DataFrame:
     rows = []
 
-    def add(part, ds, norm, m, k, seed, m_bn=None, warmup=0.0):
+    def add(part, ds, norm, m, k, seed, m_bn=None, warmup=0.0, net=nets[0]):
         status, loss, acc = landscape(part, m, k, seed, m_bn=m_bn)
-        rows.append({"run": f"{part}-{ds}-{norm}-m{m}-b{m_bn}-k{k}-s{seed}", "part": part, "dataset": ds,
-                     "norm": norm, "m": m, "m_bn": m if m_bn is None else m_bn, "lr_log2": k,
+        rows.append({"run": f"{part}-{ds}-{net}-{norm}-m{m}-b{m_bn}-k{k}-s{seed}", "part": part, "dataset": ds,
+                     "net": net, "norm": norm, "m": m, "stop_reason": "budget", "m_bn": m if m_bn is None else m_bn, "lr_log2": k,
                      "lr_base": 2.0 ** k, "seed": seed, "seed_role": "select" if seed in SELECT else "test",
                      "warmup_epochs": warmup, "status": status, "train_loss": loss, "test_acc": acc / 100,
                      "train_acc": min(acc + 5, 100) / 100, "steps_per_epoch": 1024 // m})
 
     for ds in datasets:
-        for norm in norms:
-            for m in MS:
-                for k in GRID:
-                    for seed in SELECT + TEST:
-                        add("sweep", ds, norm, m, k, seed)
+        for net in nets:
+            for norm in norms:
+                for m in MS:
+                    for k in GRID:
+                        for seed in SELECT + TEST:
+                            add("sweep", ds, norm, m, k, seed, net=net)
     if warm:
-        for norm in norms:
-            for m in (64, 256):
-                for k in GRID:
-                    for seed in SELECT + TEST:
-                        add("warmup", datasets[0], norm, m, k, seed, warmup=0.5)
+        for net in nets:
+            for norm in norms:
+                for m in (64, 256):
+                    for k in GRID:
+                        for seed in SELECT + TEST:
+                            add("warmup", datasets[0], norm, m, k, seed, warmup=0.5, net=net)
     if bn:
         for m in (16, 64):
             for b in (4, m):
@@ -101,11 +104,58 @@ def test_stability_flags_divergence_and_loss_increase():
     assert A.run_stability(runs.assign(train_loss=2.0), init).iloc[3]
 
 
-def test_initial_losses_read_the_first_history_row(tmp_path):
-    for rid, first in (("a", 2.31), ("b", 2.1)):
-        pd.DataFrame({"step": [0, 10], "train_loss": [first, 0.5]}).to_csv(tmp_path / f"{rid}.csv", index=False)
-    init = A.initial_losses({"a": tmp_path / "a.csv", "b": tmp_path / "b.csv"})
-    assert init.to_dict() == {"a": 2.31, "b": 2.1}
+def test_history_summary_reads_the_initial_loss_and_the_median_of_the_last_5_epochs(tmp_path):
+    """The paper's metric: the median test accuracy of the last 5 epochs, not the final value
+    (nor the best): 8 epochs evaluated once each, the last 5 are epochs 4..8."""
+    acc = [0.1, 0.5, 0.9, 0.95, 0.60, 0.70, 0.80, 0.75, 0.65]  # epochs 0..8; epoch 3 is the best
+    pd.DataFrame({"step": range(9), "epoch": range(9), "train_loss": [2.31] + [0.5] * 8, "test_acc": acc}
+                 ).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame({"step": [0, 5, 7], "epoch": [0.0, 2.5, 3.5], "train_loss": [2.1, 1.0, float("nan")],
+                  "test_acc": [0.1, 0.4, 0.1]}).to_csv(tmp_path / "b.csv", index=False)  # diverged at 3.5
+    h = A.history_summary({"a": tmp_path / "a.csv", "b": tmp_path / "b.csv"})
+    assert h.loc["a", "init_loss"] == 2.31 and h.loc["a", "test_median"] == pytest.approx(0.70)
+    assert h.loc["b", "init_loss"] == 2.1 and h.loc["b", "test_median"] == pytest.approx(0.1)  # all within 5 epochs
+    assert A.initial_losses({"a": tmp_path / "a.csv"}).to_dict() == {"a": 2.31}
+    # the study decides on that metric, not on metrics.json's final test accuracy
+    runs = pd.DataFrame([{"run": r, "part": "sweep", "dataset": "d", "norm": "none", "m": 2, "lr_log2": -7,
+                          "seed": i, "seed_role": role, "status": "ok", "train_loss": 0.5, "test_acc": 0.65,
+                          "train_acc": 0.9} for i, (r, role) in enumerate([("a", "select"), ("b", "test")])])
+    assert list(A.study(runs, h.init_loss, h.test_median).runs.acc) == [pytest.approx(70.0), pytest.approx(10.0)]
+
+
+def test_a_run_without_learning_is_trained_not_diverged_and_not_stable():
+    """status no_learning (final train loss at chance): its accuracy counts in its cell (the
+    cell is not dropped as if it had diverged), it is not stable (M2, M3), and it is a problem
+    of a claim's arm (stopping.arm_problems): M1 becomes inconclusive."""
+    runs = _runs([("a", 2, -8, 0, "ok", 1.0, 0.60), ("b", 2, -8, 1, "no_learning", 2.25, 0.11)])
+    runs["stable"] = A.run_stability(runs, pd.Series({"a": 2.3, "b": 2.3}))
+    assert list(runs.stable) == [True, False]
+    cell = A.cell_table(runs, ["m", "lr_log2"]).iloc[0]
+    assert cell.acc_mean == pytest.approx(0.355) and cell.n_diverged == 0 and cell.stable_frac == 0.5
+
+    def stuck(part, m, k, seed, m_bn=None):
+        status, loss, acc = small_batches_win(part, m, k, seed, m_bn)
+        if part == "sweep" and m <= 32 and k == -7 and seed == TEST[0]:  # whichever small m is selected
+            return "no_learning", INIT * 0.99, 11.0
+        return status, loss, acc
+
+    st = study(landscape=stuck, bn=False, warm=False)
+    row = {r["id"]: r for r in finalize_claims(C.sweep_claims(st, BLOCK)[0])}
+    assert "did not learn" in row["M1a"]["precondition"] and row["M1a"]["verdict"] == INCONCLUSIVE
+
+
+def test_a_run_stopped_at_a_cap_is_not_evidence():
+    def capped(part, m, k, seed, m_bn=None):
+        return small_batches_win(part, m, k, seed, m_bn)
+
+    runs = make_runs(landscape=capped, bn=False)
+    runs.loc[(runs.part == "warmup") & (runs.m == 64) & (runs.seed == TEST[0]), "stop_reason"] = "cap"
+    runs.loc[(runs.part == "sweep") & (runs.m == 256) & (runs.seed == TEST[1]), "stop_reason"] = "cap"
+    st = A.study(runs, init_of(runs))
+    row = {r["id"]: r for r in finalize_claims(C.sweep_claims(st, BLOCK)[0])}
+    assert "safety cap" in row["M4a"]["precondition"] and row["M4a"]["verdict"] == INCONCLUSIVE
+    for cid in ("M2a", "M3a"):  # the grid claims: a capped run anywhere in the panel
+        assert "safety cap" in row[cid]["precondition"] and row[cid]["verdict"] == INCONCLUSIVE
 
 
 def test_cell_table_and_stable_range():
@@ -226,12 +276,13 @@ def test_claims_on_a_landscape_where_small_batches_win():
     # M2: the bar is the global best (~80%): no cell at m >= 64 is acceptable, so the range falls
     # from 2 octaves to 0, but at m = 2 and 8 the grid never reaches the stability limit
     row = {r["id"]: r for r in claims}
-    assert facts.width[("batch", "d")].to_dict() == {2: 2.0, 8: 2.0, 64: 0.0, 256: 0.0}
+    assert facts.width[("batch", "d", "net")].to_dict() == {2: 2.0, 8: 2.0, 64: 0.0, 256: 0.0}
     assert not row["M2a"]["precondition_ok"] and "m = 2, 8" in row["M2a"]["precondition"]
     assert verdict["M2a"] == INCONCLUSIVE
     assert "m = 2 at 2^-7" in row["M1a"]["ours"] or "m = 8 at 2^-7" in row["M1a"]["ours"]
     assert row["M1a"]["paper"] == PUBLISHED["M1"][0] and row["M1a"]["paper_source"] == PUBLISHED["M1"][1]
     assert verdict["M5"] == REPRODUCED  # m_BN = 4 beats m_BN = m at m = 16 and at m = 64
+    assert row["M1a"]["precondition_ok"] and "no run with a problem" in row["M1a"]["precondition"]
     text = C.summary(st, facts, verdict, epochs=2)
     assert "4 batch sizes (m = 2..256) x 3 base learning rates" in text
     assert f"M1 {REPRODUCED}" in text and f"BN batch (M5): {REPRODUCED}." in text
@@ -255,6 +306,10 @@ def test_claim_ids_per_norm_and_dataset():
     assert [c["id"] for c in claims] == ["M1a-d", "M2a-d", "M3a-d", "M1b-d", "M2b-d", "M3b-d",
                                         "M1a-e", "M2a-e", "M3a-e", "M1b-e", "M2b-e", "M3b-e"]
     assert C.bn_claim(None, BLOCK) == []
+    # several networks: one set of claims per (network, norm), the network in the id
+    st = study(norms=("batch", "none"), nets=("alex", "res"), bn=False, warm=True)
+    assert [c["id"] for c in C.sweep_claims(st, BLOCK)[0]] == [
+        f"M{i}{n}-{net}" for net in ("alex", "res") for n in "ab" for i in (1, 2, 3, 4)]
     assert C.bn_claim(A.bn_study(study().runs), {**BLOCK, "bn_batch": {}}) == []  # no reference, no M5
 
 
@@ -287,11 +342,14 @@ def test_tables():
     bn = A.bn_study(st.runs)
     tab = A.bn_batch_table(bn)
     assert list(tab.m_BN) == [4, 16, 4, 64] and (tab["test seeds (%)"] != "not trained").all()
+    assert (tab["test seeds, final train (%)"] != "not trained").all()  # convergence beside the test accuracy
+    assert "final_train_pct" in cells.columns and cells.final_train_pct.notna().any()
     assert A.bn_study(st.runs[st.runs.part != "bn_batch"]) is None
     _, facts = C.sweep_claims(st, BLOCK)
     warm = C.warmup_table(st, facts)
     assert len(warm) == 1 and warm.iloc[0]["best warm-up cell"].startswith("m = 64")
-    facts.warm[("batch", "d")] = C.Warm(None, [], None, [])
+    assert {"with warm-up, final train (%)", "same m, no warm-up, final train (%)"} <= set(warm.columns)
+    facts.warm[("batch", "d", "net")] = C.Warm(None, [], None, [])
     assert len(C.warmup_table(st, facts)) == 0 and "with warm-up (%)" in C.warmup_table(st, facts).columns
 
 

@@ -1,5 +1,5 @@
-"""Masters & Luschi 2018: the run plan (linear scaling, grid, separate selection and test seeds,
-ghost BN, warm-up) and the declaration (outputs by study, the section's benchmark inputs).
+"""Masters & Luschi 2018: the run plan (plain SGD, linear scaling, grid, networks, separate
+selection and test seeds, ghost BN, warm-up, one stack per (network, norm, m)) and the declaration (outputs by study, the section's benchmark inputs).
 The analysis behind the claims is tested in test_analysis_masters_luschi.py."""
 
 import ast
@@ -12,20 +12,23 @@ import yaml
 from largebatch import paths
 from largebatch.experiments import build_plan, build_registry
 from largebatch.experiments import masters_luschi as ml
-from largebatch.spec import effective_lr, normalize, run_id
+from largebatch.spec import effective_lr, group_key, normalize, run_id
 
 REPO = Path(__file__).resolve().parents[1]
 
 SCALE = {"datasets": {"d": {"kind": "mnist1d", "num_samples": 2200, "train_split": 0.5, "seed": 1}}}  # 1,100 train
 BLOCK = {
-    "run": {"dataset": "d", "model": "mlp", "width": 8, "depth": 1, "optimizer": "sgd", "momentum": 0.9,
-            "epochs": 2, "schedule": "step", "milestones": [1, 1.5]},
+    "run": {"dataset": "d", "optimizer": "sgd", "momentum": 0.0, "epochs": 8, "schedule": "step",
+            "milestones": [4, 6]},
+    "networks": {"alex": {"model": "shallow_conv", "width": 2, "weight_decay": 5e-4},
+                 "res": {"model": "resnet", "depth": 8, "width": 2, "weight_decay": 1e-4}},
     "batch_sizes": [2, 4, 8, 16, 32, 64, 128, 256],
     "base_lrs_log2": [-9, -7, -5],
     "norms": ["batch", "none"],
     "seeds": [0, 1],
     "test_seeds": [5, 6, 7],
-    "bn_batch": {"batch_sizes": [16, 64], "bn_batch_sizes": [2, 4, 8, 16, 32], "base_lrs_log2": [-7], "reference": 4},
+    "bn_batch": {"network": "res", "batch_sizes": [16, 64], "bn_batch_sizes": [2, 4, 8, 16, 32], "base_lrs_log2": [-7],
+                 "reference": 4},
     "warmup": {"batch_sizes": [128, 256], "epochs": 0.5},
     "stable_tolerance_pp": 5.0,
 }
@@ -37,20 +40,36 @@ def plan(block=BLOCK):
 
 def test_sweep_uses_linear_scaling_over_the_full_grid():
     rows = [(l, normalize(s)) for l, s in plan() if l["part"] == "sweep"]
-    cells = {(l["norm"], l["m"], l["lr_log2"], l["seed"]) for l, _ in rows}
-    assert len(cells) == len(rows) == 2 * 8 * 3 * 5  # every (norm, m, eta_base, seed) once
+    cells = {(l["net"], l["norm"], l["m"], l["lr_log2"], l["seed"]) for l, _ in rows}
+    assert len(cells) == len(rows) == 2 * 2 * 8 * 3 * 5  # every (net, norm, m, eta_base, seed) once
     for labels, spec in rows:
         # eta = m * eta_base: the same average update per gradient computation
         assert effective_lr(spec) == pytest.approx(labels["m"] * 2.0 ** labels["lr_log2"])
         assert spec["batch_size"] == labels["m"] and spec["norm"] == labels["norm"]
-        assert spec["optimizer"] == "sgd" and spec["momentum"] == 0.9
-        assert spec["epochs"] == 2 and spec["warmup_epochs"] == 0  # fixed epoch budget for every m
+        assert spec["optimizer"] == "sgd" and spec["momentum"] == 0  # the paper's plain SGD
+        # each network's own keys (model, its weight decay) over the shared run keys
+        assert spec["model"] == BLOCK["networks"][labels["net"]]["model"]
+        assert spec["weight_decay"] == BLOCK["networks"][labels["net"]]["weight_decay"]
+        assert spec["epochs"] == 8 and spec["warmup_epochs"] == 0  # fixed epoch budget for every m
+        assert spec["milestones"] == [4, 6]  # lr /10 at 50% and 75%
+
+
+def test_every_run_of_a_network_norm_and_batch_size_stacks_in_one_group():
+    """lr, seed and warm-up are free keys: all eta_base x seeds (and the warm-up runs) of one
+    (network, norm, m) share one spec.group_key, so the vectorised trainer can stack them."""
+    keys = {}
+    for l, s in plan():
+        if l["part"] in ("sweep", "warmup"):
+            keys.setdefault((l["net"], l["norm"], l["m"]), set()).add(group_key(s))
+    assert len(keys) == 2 * 2 * 8 and all(len(k) == 1 for k in keys.values())
+    assert len({k for ks in keys.values() for k in ks}) == len(keys)  # and different cells differ
 
 
 def test_bn_batch_runs_use_ghost_bn_and_share_the_full_batch_runs():
     rows = plan()
     sweep_ids = {run_id(s) for l, s in rows if l["part"] == "sweep"}
     bn = [(l, normalize(s)) for l, s in rows if l["part"] == "bn_batch"]
+    assert {l["net"] for l, _ in bn} == {"res"} and {s["model"] for _, s in bn} == {"resnet"}
     assert {(l["m"], l["m_bn"]) for l, _ in bn} == {(16, 2), (16, 4), (16, 8), (16, 16),
                                                    (64, 2), (64, 4), (64, 8), (64, 16), (64, 32), (64, 64)}
     for labels, spec in bn:
@@ -64,10 +83,11 @@ def test_bn_batch_runs_use_ghost_bn_and_share_the_full_batch_runs():
 def test_warmup_runs_only_add_a_warmup():
     rows = plan()
     warm = [(l, normalize(s)) for l, s in rows if l["part"] == "warmup"]
-    assert {l["m"] for l, _ in warm} == {128, 256} and len(warm) == 2 * 2 * 3 * 5
-    sweep = {(l["norm"], l["m"], l["lr_log2"], l["seed"]): normalize(s) for l, s in rows if l["part"] == "sweep"}
+    assert {l["m"] for l, _ in warm} == {128, 256} and len(warm) == 2 * 2 * 2 * 3 * 5
+    sweep = {(l["net"], l["norm"], l["m"], l["lr_log2"], l["seed"]): normalize(s)
+             for l, s in rows if l["part"] == "sweep"}
     for labels, spec in warm:
-        twin = dict(sweep[(labels["norm"], labels["m"], labels["lr_log2"], labels["seed"])])
+        twin = dict(sweep[(labels["net"], labels["norm"], labels["m"], labels["lr_log2"], labels["seed"])])
         assert spec["warmup_epochs"] == 0.5
         twin["warmup_epochs"] = 0.5
         assert spec == twin
@@ -82,7 +102,7 @@ def test_selection_and_test_seeds_are_separate_and_bn_tests_only_the_compared_ce
         roles = {}
         for l, _ in rows:
             if l["part"] == part:
-                roles.setdefault((l["norm"], l["m"], l["lr_log2"]), set()).add(l["seed_role"])
+                roles.setdefault((l["net"], l["norm"], l["m"], l["lr_log2"]), set()).add(l["seed_role"])
         assert all(r == {"select", "test"} for r in roles.values())
     # the BN-batch study tests only m_BN = reference (4) and m_BN = m, the cells claim M5 compares
     tested = {(l["m"], l["m_bn"]) for l, _ in rows if l["part"] == "bn_batch" and l["seed_role"] == "test"}
@@ -93,8 +113,10 @@ def test_selection_and_test_seeds_are_separate_and_bn_tests_only_the_compared_ce
 
 @pytest.mark.parametrize("change, message", [
     ({"bn_batch": {"batch_sizes": [24], "bn_batch_sizes": [16], "base_lrs_log2": [-7]}}, "does not divide"),
-    ({"warmup": {"batch_sizes": [64], "epochs": 2}}, "shorter than the budget"),
+    ({"warmup": {"batch_sizes": [64], "epochs": 8}}, "shorter than the budget"),
     ({"run": {**BLOCK["run"], "optimizer": "adam"}}, "SGD"),
+    ({"run": {**BLOCK["run"], "momentum": 0.9}}, "momentum"),  # the paper: plain SGD
+    ({"bn_batch": {**BLOCK["bn_batch"], "network": "vgg"}}, "not one of networks"),
     ({"base_lrs_log2": [-7, 0.5]}, "integer"),
     ({"norms": ["ghost"]}, "choose batch or none"),
 ])
@@ -109,18 +131,28 @@ def test_config_blocks_plan_the_required_sweep():
         cfg = {**config, "scale": scale, "papers": ["masters_luschi"]}
         runs, tables = build_registry(cfg)
         sweep = [r for r in tables["masters_luschi"] if r["part"] == "sweep"]
-        assert {r["seed"] for r in sweep} >= {0, 1} and {r["norm"] for r in sweep} == {"batch", "none"}
+        assert {r["seed_role"] for r in sweep} == {"select", "test"} and {r["norm"] for r in sweep} == {"batch", "none"}
+        specs = [runs[r["run"]] for r in sweep]
+        assert all(s["optimizer"] == "sgd" and s["momentum"] == 0 for s in specs)  # the paper's plain SGD
         if scale != "tiny":
             ms = sorted({r["m"] for r in sweep})
-            assert ms[0] == 2 and ms[-1] >= 1024 and all(b == 2 * a for a, b in zip(ms, ms[1:]))
-    cpu = build_registry({**config, "scale": "cpu", "papers": ["masters_luschi"]})[1]["masters_luschi"]
+            assert ms[0] == 2 and ms[-1] >= 128 and all(b == 2 * a for a, b in zip(ms, ms[1:]))
+            # the paper's budget shape: 82 epochs (CIFAR-10), lr /10 at 50% and 75%
+            assert all(s["epochs"] == 82 and s["milestones"] == [41, 61.5] for s in specs)
+    cpu = build_registry({**config, "scale": "cpu", "papers": ["masters_luschi"]})
+    runs, cpu = cpu[0], cpu[1]["masters_luschi"]
     assert not any("pack" in r for r in cpu)  # packing is largebatch.packing's, not a label of the plan
-    # power (issue 16): >= 3 selection seeds per grid cell, >= 5 separate test seeds per compared arm,
-    # and the paper's eta_base grid up to 2^0
+    # issue 17: the paper's conv nets (AlexNet- and ResNet-8-style), each with and without BN, with
+    # the paper's weight decays; >= 3 test seeds per compared arm; the paper's eta_base grid 2^-12..2^0
     sweep = [r for r in cpu if r["part"] == "sweep"]
-    assert len({r["seed"] for r in sweep if r["seed_role"] == "select"}) >= 3
-    assert len({r["seed"] for r in sweep if r["seed_role"] == "test"}) >= 5
-    assert max(r["lr_log2"] for r in sweep) == 0
+    models = {(r["net"], runs[r["run"]]["model"], runs[r["run"]]["weight_decay"]) for r in sweep}
+    assert models == {("alexnet", "shallow_conv", 5e-4), ("resnet8", "resnet", 1e-4)}
+    assert {runs[r["run"]]["depth"] for r in sweep if r["net"] == "resnet8"} == {8}
+    assert len({r["seed"] for r in sweep if r["seed_role"] == "test"}) >= 3
+    assert sorted({r["lr_log2"] for r in sweep}) == list(range(-12, 1))
+    # warm-up over the first 5% of the 82 epochs
+    warm = {runs[r["run"]]["warmup_epochs"] for r in cpu if r["part"] == "warmup"}
+    assert len(warm) == 1 and warm.pop() == pytest.approx(0.05 * 82)
 
 
 # ------------------------------------------------------------------------------ declaration

@@ -1,6 +1,6 @@
 """Masters & Luschi 2018: from runs to cells, selected cells and the section's tables.
 
-A *cell* is one point of a grid (dataset, normalisation, m, eta_base); its seeds are split
+A *cell* is one point of a grid (dataset, network, normalisation, m, eta_base); its seeds are split
 into selection seeds, which pick the best cell, and test seeds, on which that cell's
 accuracy is then measured (``experiments.masters_luschi``: no winner's curse). ``study``
 turns the run table into everything the claims (``masters_luschi_claims``), the figures
@@ -21,8 +21,10 @@ from ..stats import describe
 #: initialisation: a network driven to chance by a large lr ends at about its initial loss (ln 10
 #: for 10 classes) without a NaN, on either side of it by noise, and has not trained at all
 STABLE_LOSS_FRACTION = 0.95
+#: the paper's metric: the median test accuracy of the evaluations in the last this many epochs
+LAST_EPOCHS = 5
 #: the columns that name a cell of the sweep
-CELL = ["dataset", "norm", "m", "lr_log2"]
+CELL = ["dataset", "net", "norm", "m", "lr_log2"]
 #: the BN-batch study's cells (one dataset, BatchNorm only)
 BN_CELL = ["m", "m_bn", "lr_log2"]
 NORM_NAME = {"batch": "BatchNorm", "none": "no BN"}
@@ -37,20 +39,32 @@ def eta(k) -> str:
     return f"2^{int(k)}" if k is not None and np.isfinite(k) else "n/a"
 
 
+def history_summary(files: dict[str, str], last_epochs: int = LAST_EPOCHS) -> pd.DataFrame:
+    """Per run id (``files``: run id -> its history.csv): ``init_loss``, the training loss at
+    initialisation (the first row), and ``test_median``, the paper's metric: the median test
+    accuracy of the evaluations in the last ``last_epochs`` epochs (rows with epoch > final epoch
+    - last_epochs; with one evaluation per epoch, the last 5 epochs' ends)."""
+    recs = {}
+    for r, f in files.items():
+        h = pd.read_csv(f, usecols=["epoch", "train_loss", "test_acc"])
+        tail = h[h.epoch > h.epoch.iloc[-1] - last_epochs + 1e-9]
+        recs[r] = {"init_loss": float(h.train_loss.iloc[0]), "test_median": float(tail.test_acc.median())}
+    return pd.DataFrame.from_dict(recs, orient="index", columns=["init_loss", "test_median"])
+
+
 def initial_losses(files: dict[str, str]) -> pd.Series:
-    """The training loss at initialisation (the first history row) of every run, by run id
-    (``files``: run id -> its history.csv): all the analysis needs from the histories, read
-    without loading thousands of whole files."""
-    return pd.Series({r: float(pd.read_csv(f, nrows=1).train_loss.iloc[0]) for r, f in files.items()})
+    """The training loss at initialisation (the first history row) of every run, by run id."""
+    return history_summary(files).init_loss
 
 
 def run_stability(runs: pd.DataFrame, initial_loss: pd.Series) -> pd.Series:
     """True where a run trained stably: not diverged (NaN/inf) and its final training loss is
     below ``STABLE_LOSS_FRACTION`` x the training loss at initialisation.  `initial_loss` is
-    indexed by run id."""
+    indexed by run id.  A ``no_learning`` run (final loss at chance) is trained, not diverged:
+    its accuracy counts in its cell, but it did not train stably (it failed to lower its loss)."""
     init = runs["run"].map(initial_loss)
     final = pd.to_numeric(runs["train_loss"], errors="coerce")
-    ok = runs["status"].eq("ok") & np.isfinite(final) & (final < STABLE_LOSS_FRACTION * init)
+    ok = ~runs["status"].eq("diverged") & np.isfinite(final) & (final < STABLE_LOSS_FRACTION * init)
     return ok
 
 
@@ -58,13 +72,14 @@ def cell_table(runs: pd.DataFrame, by: list[str], value: str = "test_acc") -> pd
     """One row per cell (`by`): mean/std/n of the accuracy column `value` over seeds, how many
     seeds diverged, and the fraction of seeds that trained stably (column ``stable`` per run)."""
     def agg(g: pd.DataFrame) -> pd.Series:
-        acc = g[value].where(g["status"].eq("ok"))
+        acc = g[value].where(~g["status"].eq("diverged"))  # a no_learning run has a (chance) accuracy
         return pd.Series({
             "acc_mean": acc.mean() if acc.notna().all() else float("nan"),
             "acc_std": acc.std(ddof=1) if acc.notna().sum() > 1 else float("nan"),
             "n": len(g),
             "n_diverged": int(g["status"].eq("diverged").sum()),
             "stable_frac": float(g["stable"].mean()),
+            "train_mean": g["train_pct"].where(~g["status"].eq("diverged")).mean() if "train_pct" in g else np.nan,
             "accs": list(g[value]),
         })
 
@@ -145,12 +160,19 @@ def test_accs(cells: pd.DataFrame, row, keys: list[str] = CELL) -> list[float]:
     return [float(a) for a in hit.accs.iloc[0]] if len(hit) else []
 
 
-def train_of(df: pd.DataFrame, row, keys: list[str] = CELL) -> list[float]:
-    """Final train accuracies (%) of the test seeds of the cell `row`."""
+def arm_runs(df: pd.DataFrame, row, keys: list[str] = CELL) -> pd.DataFrame:
+    """The test-seed runs of the cell `row` (none for no row): an arm of a claim."""
+    if row is None:
+        return df.iloc[:0]
     hit = df[df.seed_role == "test"]
     for k in keys:
         hit = hit[hit[k] == row[k]]
-    return list(hit.train_pct)
+    return hit
+
+
+def train_of(df: pd.DataFrame, row, keys: list[str] = CELL) -> list[float]:
+    """Final train accuracies (%) of the test seeds of the cell `row`."""
+    return list(arm_runs(df, row, keys).train_pct)
 
 
 @dataclass
@@ -160,6 +182,7 @@ class Study:
     runs: pd.DataFrame  # every run, with columns stable, diverged, acc (%), train_pct (%)
     sweep: pd.DataFrame  # the runs of the sweep
     datasets: list[str]
+    nets: list[str]
     norms: list[str]
     grid: list[int]  # the sweep's eta_base exponents
     ms: list[int]  # the sweep's batch sizes
@@ -168,36 +191,45 @@ class Study:
     sel_cells: pd.DataFrame  # cells of the selection seeds
     test_cells: pd.DataFrame  # cells of the test seeds
     all_cells: pd.DataFrame  # cells of every seed (the heat map, the M2 precondition)
-    per_m: pd.DataFrame  # per (dataset, norm, m): the cell selected there and its test seeds
+    per_m: pd.DataFrame  # per (dataset, net, norm, m): the cell selected there and its test seeds
 
-    def panel(self, df: pd.DataFrame, ds: str, norm: str) -> pd.DataFrame:
-        return df[(df.dataset == ds) & (df.norm == norm)]
+    def panels(self) -> list[tuple[str, str, str]]:
+        """Every (dataset, network, norm) of the sweep: one heat map, one set of claims M1-M4."""
+        return [(ds, net, norm) for ds in self.datasets for net in self.nets for norm in self.norms]
+
+    def panel(self, df: pd.DataFrame, ds: str, net: str, norm: str) -> pd.DataFrame:
+        return df[(df.dataset == ds) & (df.net == net) & (df.norm == norm)]
 
 
-def study(runs: pd.DataFrame, init_loss: pd.Series) -> Study:
+def study(runs: pd.DataFrame, init_loss: pd.Series, test_median: pd.Series | None = None) -> Study:
     """Mark every run (stable: not diverged and final train loss below 95% of the initial;
-    diverged; test and train accuracy in %), build the sweep's cells per seed role and select
-    the best eta_base at each (dataset, norm, m) on the selection seeds."""
+    diverged; test accuracy in %: the paper's median of the last 5 epochs, ``test_median`` by
+    run id, or the final one without it; final train accuracy in %), build the sweep's cells per
+    seed role and select the best eta_base at each (dataset, net, norm, m) on the selection seeds."""
     runs = runs.copy()
+    if "net" not in runs:
+        runs["net"] = "net"
     runs["stable"] = run_stability(runs, init_loss)
     runs["diverged"] = runs["status"].eq("diverged")
-    runs["acc"] = 100 * pd.to_numeric(runs["test_acc"], errors="coerce")
+    test = runs["run"].map(test_median) if test_median is not None else runs["test_acc"]
+    runs["acc"] = 100 * pd.to_numeric(test, errors="coerce")
     runs["train_pct"] = 100 * pd.to_numeric(runs["train_acc"], errors="coerce")
     sweep = runs[runs.part == "sweep"].copy()
     sel_cells, test_cells = cells_of(sweep, "select"), cells_of(sweep, "test")
     per_m = []
-    for (ds, norm, m), g in sel_cells.groupby(["dataset", "norm", "m"]):
+    for (ds, net, norm, m), g in sel_cells.groupby(["dataset", "net", "norm", "m"]):
         best = select_best(g)
         accs = test_accs(test_cells, best)
-        r = sweep[(sweep.dataset == ds) & (sweep.norm == norm) & (sweep.m == m)]
-        per_m.append({"dataset": ds, "norm": norm, "m": m, "lr_log2": best.lr_log2 if best is not None else np.nan,
+        r = sweep[(sweep.dataset == ds) & (sweep.net == net) & (sweep.norm == norm) & (sweep.m == m)]
+        per_m.append({"dataset": ds, "net": net, "norm": norm, "m": m,
+                      "lr_log2": best.lr_log2 if best is not None else np.nan,
                       "sel_acc": best.acc_mean if best is not None else np.nan, "test_accs": accs,
                       "test_mean": np.mean(accs) if accs else np.nan,
                       "test_sd": np.std(accs, ddof=1) if len(accs) > 1 else np.nan,
                       "train": describe(train_of(sweep, best), 1) if best is not None else "n/a",
                       "stable_frac": float(r.stable.mean()), "diverged_frac": float(r.diverged.mean())})
     return Study(runs=runs, sweep=sweep, datasets=list(dict.fromkeys(sweep.dataset)),
-                 norms=list(dict.fromkeys(sweep.norm)), grid=sorted(sweep.lr_log2.unique()),
+                 nets=list(dict.fromkeys(sweep.net)), norms=list(dict.fromkeys(sweep.norm)), grid=sorted(sweep.lr_log2.unique()),
                  ms=sorted(sweep.m.unique()), n_sel=sweep[sweep.seed_role == "select"].seed.nunique(),
                  n_test=sweep[sweep.seed_role == "test"].seed.nunique(), sel_cells=sel_cells,
                  test_cells=test_cells, all_cells=cell_table(sweep, CELL, value="acc"), per_m=pd.DataFrame(per_m))
@@ -228,6 +260,8 @@ def bn_study(runs: pd.DataFrame) -> BNStudy | None:
         recs.append({"m": m, "m_bn": b, "lr_log2": best.lr_log2 if best is not None else np.nan,
                      "sel_acc": best.acc_mean if best is not None else np.nan,
                      "sel_sd": best.acc_std if best is not None else np.nan, "test_accs": accs,
+                     "test_train": train_of(bnr, best, BN_CELL) if best is not None else [],
+                     "test_runs": arm_runs(bnr, best, BN_CELL).to_dict("records"),
                      "n_diverged": int(g.n_diverged.sum())})
     return BNStudy(bnr, bsel, btest, pd.DataFrame(recs))
 
@@ -246,7 +280,7 @@ def warmup_best_per_m(warm: pd.DataFrame) -> list[tuple[int, float, float]]:
 # ------------------------------------------------------------------------------- tables
 
 def per_batch_size_table(st: Study) -> pd.DataFrame:
-    """Per (dataset, norm, m): the selected eta_base, its test and train accuracy on the test
+    """Per (dataset, network, norm, m): the selected eta_base, its test and final train accuracy on the test
     seeds, and the share of the m's runs that trained stably / diverged."""
     per_m = st.per_m
     tab = per_m.assign(**{
@@ -257,17 +291,20 @@ def per_batch_size_table(st: Study) -> pd.DataFrame:
         "trained stably": [f"{f:.0%}" for f in per_m.stable_frac],
         "diverged": [f"{f:.0%}" for f in per_m.diverged_frac],
     })
-    cols = (["dataset"] if len(st.datasets) > 1 else []) + ["normalisation", "m", "selected eta_base",
-                                                            "test accuracy (%)", "train accuracy (%)",
-                                                            "trained stably", "diverged"]
+    tab = tab.rename(columns={"net": "network"})
+    cols = ((["dataset"] if len(st.datasets) > 1 else []) + (["network"] if len(st.nets) > 1 else [])
+            + ["normalisation", "m", "selected eta_base", "test accuracy (%)", "train accuracy (%)",
+               "trained stably", "diverged"])
     return tab[cols]
 
 
 def sweep_cells_table(st: Study) -> pd.DataFrame:
     """Every cell of the sweep over all seeds (the heat map's numbers), accuracies rounded."""
     c = st.all_cells
-    return c.assign(eta_base=[eta(k) for k in c.lr_log2], accuracy_pct=c.acc_mean.round(2), sd_pct=c.acc_std.round(2))[
-        ["dataset", "norm", "m", "eta_base", "accuracy_pct", "sd_pct", "n", "n_diverged", "stable_frac"]]
+    return c.assign(eta_base=[eta(k) for k in c.lr_log2], accuracy_pct=c.acc_mean.round(2), sd_pct=c.acc_std.round(2),
+                    final_train_pct=c.train_mean.round(2))[
+        ["dataset", "net", "norm", "m", "eta_base", "accuracy_pct", "sd_pct", "final_train_pct", "n", "n_diverged",
+         "stable_frac"]]
 
 
 def bn_batch_table(bn: BNStudy) -> pd.DataFrame:
@@ -279,6 +316,7 @@ def bn_batch_table(bn: BNStudy) -> pd.DataFrame:
         "m": best.m, "m_BN": best.m_bn, "selected eta_base": [eta(k) for k in best.lr_log2],
         "selection seeds (%)": [describe(a, 1) for a in sel],
         "test seeds (%)": [describe(a, 1) if len(a) else "not trained" for a in best.test_accs],
+        "test seeds, final train (%)": [describe(a, 1) if len(a) else "not trained" for a in best.test_train],
         "diverged runs": best.n_diverged})
 
 

@@ -2,8 +2,12 @@
 
 Every comparison is decided on the test seeds of cells selected on the selection seeds
 (``masters_luschi.Study``); the verdicts come from ``largebatch.stats``. Claims M1-M4 are
-made per (dataset, normalisation): id suffix ``a`` with BatchNorm, ``b`` without, and
-``-<dataset>`` when the block sweeps more than one dataset.
+made per (dataset, network, normalisation): id suffix ``a`` with BatchNorm, ``b`` without,
+``-<network>`` when the block sweeps more than one network and ``-<dataset>`` when it sweeps
+more than one dataset. Every claim with arms (M1, M4, M5) has as precondition that no run of
+an arm has a problem (``stopping.arm_problems``: stopped at a cap, no learning, diverged); the
+grid claims M2 and M3 count diverged and no-learning runs as their evidence (not stable), so
+for them only a run stopped at a cap is a problem.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import pandas as pd
 
 from ..experiments.masters_luschi import PUBLISHED, SMALL_MAX
 from ..stats import claim_row, combine, decide, decide_trend, describe
-from .masters_luschi import (NORM_NAME, BNStudy, Study, cells_of, eta, on_grid_edge, pct, select_best,
+from ..stopping import arm_problems
+from .masters_luschi import (NORM_NAME, BNStudy, Study, arm_runs, cells_of, eta, on_grid_edge, pct, select_best,
                              sizes_without_unstable_cell, stable_fraction_per_seed, test_accs, widths_per_seed)
 
 
@@ -34,38 +39,54 @@ class Warm:
 class Facts:
     """What the summary and the warm-up table repeat from the claims, per (norm, dataset)."""
 
-    best_m: dict = field(default_factory=dict)  # best m over every m (selection seeds), or None
+    best_m: dict = field(default_factory=dict)  # (norm, ds, net) -> best m over every m (selection seeds), or None
     width: dict = field(default_factory=dict)  # mean acceptable-range width by m (a Series)
     warm: dict = field(default_factory=dict)  # Warm
 
 
-def tag_of(norm: str, ds: str, datasets: list[str]) -> str:
-    return ("a" if norm == "batch" else "b") + (f"-{ds}" if len(datasets) > 1 else "")
+def tag_of(norm: str, ds: str, datasets: list[str], net: str = "", nets: list[str] = ()) -> str:
+    return (("a" if norm == "batch" else "b") + (f"-{net}" if len(nets) > 1 else "")
+            + (f"-{ds}" if len(datasets) > 1 else ""))
 
 
-def arm_check(row, name: str, grid) -> tuple[bool, str]:
-    """Precondition of a selected arm: it exists and its eta_base is inside the grid."""
+def panel_name(st: Study, ds: str, net: str, norm: str) -> str:
+    return (NORM_NAME.get(norm, norm) + (f", {net}" if len(st.nets) > 1 else "")
+            + (f", {ds}" if len(st.datasets) > 1 else ""))
+
+
+def arm_check(row, name: str, grid, runs=None) -> tuple[bool, str]:
+    """Precondition of a selected arm: it exists, its eta_base is inside the grid and none of
+    its test-seed runs (``runs``, a DataFrame) has a problem (``stopping.arm_problems``)."""
     if row is None:
         return False, f"{name}: no cell without a diverged selection seed"
+    problems = arm_problems(runs.to_dict("records"), name) if runs is not None else []
+    if problems:
+        return False, "; ".join(problems)
     if on_grid_edge(row.lr_log2, grid):
         return False, f"{name}: selected eta_base {eta(row.lr_log2)} is at the edge of the grid (optimum not bracketed)"
-    return True, f"{name}: eta_base {eta(row.lr_log2)} inside the grid"
+    return True, f"{name}: eta_base {eta(row.lr_log2)} inside the grid, no run with a problem"
+
+
+def cap_problems(runs: pd.DataFrame, label: str) -> list[str]:
+    """The ``arm_problems`` sentences about runs stopped at a safety cap (the grid claims count
+    diverged and no-learning runs as evidence)."""
+    return [p for p in arm_problems(runs.to_dict("records"), label) if "cap" in p]
 
 
 def sweep_claims(st: Study, block: dict) -> tuple[list[dict], Facts]:
     """Claims M1-M4 for every (dataset, norm) of the sweep."""
     margins, tol = block["claims"], float(block["stable_tolerance_pp"])
     claims, facts = [], Facts()
-    for ds, norm in [(ds, norm) for ds in st.datasets for norm in st.norms]:
-        name = NORM_NAME.get(norm, norm) + (f", {ds}" if len(st.datasets) > 1 else "")
-        tag = tag_of(norm, ds, st.datasets)
-        sc = st.panel(st.sel_cells, ds, norm)
+    for ds, net, norm in st.panels():
+        name = panel_name(st, ds, net, norm)
+        tag = tag_of(norm, ds, st.datasets, net, st.nets)
+        sc = st.panel(st.sel_cells, ds, net, norm)
         small, large = select_best(sc[sc.m <= SMALL_MAX]), select_best(sc[sc.m > SMALL_MAX])
         a_small, a_large = test_accs(st.test_cells, small), test_accs(st.test_cells, large)
-        ok_s, why_s = arm_check(small, f"best m <= {SMALL_MAX}", st.grid)
-        ok_l, why_l = arm_check(large, f"best m > {SMALL_MAX}", st.grid)
+        ok_s, why_s = arm_check(small, f"best m <= {SMALL_MAX}", st.grid, arm_runs(st.sweep, small))
+        ok_l, why_l = arm_check(large, f"best m > {SMALL_MAX}", st.grid, arm_runs(st.sweep, large))
         best_all = select_best(sc)
-        best_m = facts.best_m[(norm, ds)] = int(best_all.m) if best_all is not None else None
+        best_m = facts.best_m[(norm, ds, net)] = int(best_all.m) if best_all is not None else None
         d = decide(a_small, a_large, "greater", margins["M1"]["margin_pp"])
         claims.append(claim_row(
             f"M1{tag}", f"{name}: the best test accuracy is obtained with a batch size between 2 and {SMALL_MAX}.",
@@ -81,11 +102,12 @@ def sweep_claims(st: Study, block: dict) -> tuple[list[dict], Facts]:
 
         # M2: acceptable eta_base range per (m, test seed), against ONE bar: the global best cell
         level = float(sc.acc_mean.max())
-        panel = st.panel(st.sweep, ds, norm)
+        panel = st.panel(st.sweep, ds, net, norm)
         wid = widths_per_seed(panel[panel.seed_role == "test"], level, tol)
-        width = facts.width[(norm, ds)] = wid.groupby("m").width.mean()
+        width = facts.width[(norm, ds, net)] = wid.groupby("m").width.mean()
         d = decide_trend(np.log2(wid.m), wid.width, "less", margins["M2"]["margin"])
-        missing = sizes_without_unstable_cell(st.panel(st.all_cells, ds, norm))
+        missing = sizes_without_unstable_cell(st.panel(st.all_cells, ds, net, norm))
+        capped = cap_problems(panel, "sweep")
         claims.append(claim_row(
             f"M2{tag}", f"{name}: the range of base learning rates giving stable convergence and acceptable test "
             "accuracy narrows as m grows.",
@@ -96,11 +118,12 @@ def sweep_claims(st: Study, block: dict) -> tuple[list[dict], Facts]:
             ours="mean width by m: " + ", ".join(f"{m}: {w:.1f}" for m, w in width.items())
                  + f"; slope {d['effect']:+.2f} octaves per doubling",
             paper=PUBLISHED["M2"][0], paper_source=PUBLISHED["M2"][1],
-            precondition=("the eta_base grid reaches the stability limit at every m (a cell where no seed trained "
-                          "stably)" if not missing else
-                          f"at m = {', '.join(map(str, missing))} every eta_base cell has a stable seed: the grid "
-                          "stops below the stability limit there (extend base_lrs_log2 upwards)"),
-            precondition_ok=not missing))
+            precondition="; ".join(capped + [
+                "the eta_base grid reaches the stability limit at every m (a cell where no seed trained stably)"
+                if not missing else
+                f"at m = {', '.join(map(str, missing))} every eta_base cell has a stable seed: the grid "
+                "stops below the stability limit there (extend base_lrs_log2 upwards)"]),
+            precondition_ok=not missing and not capped))
 
         # M3: fraction of the grid that trains stably, per (m, seed), every seed
         fr = stable_fraction_per_seed(panel)
@@ -114,14 +137,15 @@ def sweep_claims(st: Study, block: dict) -> tuple[list[dict], Facts]:
             ours="mean stable fraction by m: "
                  + ", ".join(f"{m}: {f:.2f}" for m, f in fr.groupby("m").stable_frac.mean().items())
                  + f"; slope {d['effect']:+.3f} per doubling",
-            paper=PUBLISHED["M3"][0], paper_source=PUBLISHED["M3"][1]))
+            paper=PUBLISHED["M3"][0], paper_source=PUBLISHED["M3"][1],
+            precondition="; ".join(capped) or "no run stopped at a safety cap", precondition_ok=not capped))
 
-        warm = st.runs[(st.runs.part == "warmup") & (st.runs.dataset == ds) & (st.runs.norm == norm)]
+        warm = st.panel(st.runs[st.runs.part == "warmup"], ds, net, norm)
         if len(warm):
             wbest = select_best(cells_of(warm, "select"))
             a_warm = test_accs(cells_of(warm, "test"), wbest)
-            ok_w, why_w = arm_check(wbest, "best warm-up cell", st.grid)
-            facts.warm[(norm, ds)] = Warm(wbest, a_warm, small, a_small)
+            ok_w, why_w = arm_check(wbest, "best warm-up cell", st.grid, arm_runs(warm, wbest))
+            facts.warm[(norm, ds, net)] = Warm(wbest, a_warm, small, a_small)
             d = decide(a_warm, a_small, "less", margins["M4"]["margin_pp"])
             claims.append(claim_row(
                 f"M4{tag}", f"{name}: with a gradual warm-up the larger batches still do not reach the best "
@@ -145,7 +169,7 @@ def bn_claim(bn: BNStudy | None, block: dict) -> list[dict]:
     if bn is None or not len(bn.best) or not ref:
         return []
     best = bn.best
-    parts, per = [], []
+    parts, per, problems = [], [], []
     for m in sorted(best.m.unique()):
         if m <= ref:
             continue
@@ -157,6 +181,8 @@ def bn_claim(bn: BNStudy | None, block: dict) -> list[dict]:
         d = decide(a, b, "greater", block["claims"]["M5"]["margin_pp"])
         d["label"] = f"m = {m}"
         parts.append(d)
+        problems += arm_problems(ghost.test_runs.iloc[0], f"m = {m}, m_BN = {ref}")
+        problems += arm_problems(full.test_runs.iloc[0], f"m = {m}, m_BN = m")
         per.append(f"m = {m}: {describe(a, 1)} vs {describe(b, 1)}")
     if not parts:
         return []
@@ -168,25 +194,29 @@ def bn_claim(bn: BNStudy | None, block: dict) -> list[dict]:
         combine(parts, "all"),
         rule=f"per m: one-sided Welch (m_BN = {ref} higher), against: reverse or equivalent within "
              f"±{block['claims']['M5']['margin_pp']:g} points; the claim needs every m (intersection-union test)",
-        ours="; ".join(per), paper=PUBLISHED["M5"][0], paper_source=PUBLISHED["M5"][1])]
+        ours="; ".join(per), paper=PUBLISHED["M5"][0], paper_source=PUBLISHED["M5"][1],
+        precondition="; ".join(problems) or "no run of an arm has a problem (cap, no learning, diverged)",
+        precondition_ok=not problems)]
 
 
 def summary(st: Study, facts: Facts, verdict: dict[str, str], epochs) -> str:
     """The section's opening paragraph: the grid, the seeds, and per (dataset, norm) the best
     m, the range widths and the verdicts."""
     lines = []
-    for ds, norm in [(ds, norm) for ds in st.datasets for norm in st.norms]:
-        tag = tag_of(norm, ds, st.datasets)
-        w = facts.width[(norm, ds)]
+    for ds, net, norm in st.panels():
+        tag = tag_of(norm, ds, st.datasets, net, st.nets)
+        w = facts.width[(norm, ds, net)]
         lines.append(
-            f"{NORM_NAME.get(norm, norm)}" + (f" ({ds})" if len(st.datasets) > 1 else "")
-            + f": best m {facts.best_m[(norm, ds)]} (selection seeds); M1 {verdict.get('M1' + tag)}. The acceptable "
+            panel_name(st, ds, net, norm)
+            + f": best m {facts.best_m[(norm, ds, net)]} (selection seeds); M1 {verdict.get('M1' + tag)}. The acceptable "
             f"eta_base range is {w.iloc[0]:.1f} octaves wide at m = {int(w.index[0])} and {w.iloc[-1]:.1f} at "
             f"m = {int(w.index[-1])}; M2 {verdict.get('M2' + tag)}, M3 {verdict.get('M3' + tag)}"
             + (f", M4 {verdict.get('M4' + tag)}." if ("M4" + tag) in verdict else "."))
     ms, grid = st.ms, st.grid
     return (f"{len(ms)} batch sizes (m = {ms[0]}..{ms[-1]}) x {len(grid)} base learning rates (eta_base = "
-            f"2^{grid[0]}..2^{grid[-1]}, eta = m·eta_base) with and without BatchNorm, {epochs} epoch(s) each. "
+            f"2^{grid[0]}..2^{grid[-1]}, eta = m·eta_base) with and without BatchNorm on {len(st.nets)} "
+            f"network(s) ({', '.join(st.nets)}), {epochs} epoch(s) each; accuracy is the median test accuracy of "
+            "the last 5 epochs (the paper's metric). "
             f"Every cell has {st.n_sel} selection seeds, which pick the best cells, and {st.n_test} separate test "
             "seeds, on which every comparison is decided (a best-of-many cell tested on the seeds that selected it "
             "looks better than it is). " + " ".join(lines)
@@ -198,14 +228,21 @@ def warmup_table(st: Study, facts: Facts) -> pd.DataFrame:
     warm-up, and the best m <= SMALL_MAX without warm-up (claim M4); no rows (but the columns)
     where no warm-up cell could be selected."""
     rows = []
-    for (norm, ds), w in facts.warm.items():
+    for (norm, ds, net), w in facts.warm.items():
         if w.best is None:
             continue
-        nw = st.panel(st.per_m, ds, norm).set_index("m")
+        nw = st.panel(st.per_m, ds, net, norm).set_index("m")
         b = nw.loc[w.best.m]
-        rows.append({"normalisation": NORM_NAME.get(norm, norm),
+        warm = st.panel(st.runs[st.runs.part == "warmup"], ds, net, norm)
+        rows.append({"network": net, "normalisation": NORM_NAME.get(norm, norm),
                      "best warm-up cell": f"m = {int(w.best.m)}, {eta(w.best.lr_log2)}",
-                     "with warm-up (%)": describe(w.accs, 1), "same m, no warm-up (%)": describe(b.test_accs, 1),
-                     f"best m <= {SMALL_MAX}, no warm-up (%)": describe(w.small_accs, 1)})
-    return pd.DataFrame(rows, columns=["normalisation", "best warm-up cell", "with warm-up (%)",
-                                       "same m, no warm-up (%)", f"best m <= {SMALL_MAX}, no warm-up (%)"])
+                     "with warm-up (%)": describe(w.accs, 1),
+                     "with warm-up, final train (%)": describe(list(arm_runs(warm, w.best).train_pct), 1),
+                     "same m, no warm-up (%)": describe(b.test_accs, 1), "same m, no warm-up, final train (%)": b.train,
+                     f"best m <= {SMALL_MAX}, no warm-up (%)": describe(w.small_accs, 1),
+                     f"best m <= {SMALL_MAX}, final train (%)": describe(list(arm_runs(st.sweep, w.small).train_pct), 1)
+                     if w.small is not None else "n/a"})
+    return pd.DataFrame(rows, columns=["network", "normalisation", "best warm-up cell", "with warm-up (%)",
+                                       "with warm-up, final train (%)", "same m, no warm-up (%)",
+                                       "same m, no warm-up, final train (%)", f"best m <= {SMALL_MAX}, no warm-up (%)",
+                                       f"best m <= {SMALL_MAX}, final train (%)"])

@@ -12,8 +12,18 @@ from matplotlib.patches import Patch, Rectangle
 from ..experiments.masters_luschi import SMALL_MAX
 from .masters_luschi import NORM_NAME, BNStudy, Study, stable_fraction_per_seed, warmup_best_per_m, widths_per_seed
 
-#: line style per dataset (the first solid)
-DATASET_STYLES = ["-", ":", "-."]
+#: line style per (dataset, network) (the first solid)
+DATASET_STYLES = ["-", ":", "-.", (0, (5, 1, 1, 1))]
+
+
+def lines_of(st: Study) -> list[tuple[str, str, object]]:
+    """(dataset, network, line style) of every line of a per-m plot."""
+    combos = [(ds, net) for ds in st.datasets for net in st.nets]
+    return [(ds, net, DATASET_STYLES[i % len(DATASET_STYLES)]) for i, (ds, net) in enumerate(combos)]
+
+
+def line_label(st: Study, ds: str, net: str) -> str:
+    return " ".join(([net] if len(st.nets) > 1 else []) + ([ds] if len(st.datasets) > 1 else []))
 
 
 def norm_colors(norms: list[str]) -> dict:
@@ -21,17 +31,19 @@ def norm_colors(norms: list[str]) -> dict:
 
 
 def heatmap(st: Study):
-    """Test accuracy over (m, eta_base), one panel per (dataset, norm): mean over all seeds,
+    """Test accuracy over (m, eta_base), one panel per (dataset, network, norm): mean over all seeds,
     grey 'div k/n' where seeds diverged, '*' / 'x' where some / no seed trained stably, the
     cell selected per m outlined in red."""
     sns.set_theme(style="whitegrid")
     ms, grid, all_cells, per_m = st.ms, st.grid, st.all_cells, st.per_m
-    panels = [(ds, n) for ds in st.datasets for n in st.norms]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.8 * len(panels), 0.42 * len(ms) + 2.2), squeeze=False)
-    fig.subplots_adjust(wspace=0.25)
+    panels = st.panels()
+    cols = min(2, len(panels))
+    rows_n = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(6.8 * cols, (0.42 * len(ms) + 2.2) * rows_n), squeeze=False)
+    fig.subplots_adjust(wspace=0.25, hspace=0.45)
     vmax = float(np.nanmax(all_cells.acc_mean)) if all_cells.acc_mean.notna().any() else 100.0
-    for ax, (ds, norm) in zip(axes[0], panels):
-        c = st.panel(all_cells, ds, norm)
+    for ax, (ds, net, norm) in zip(axes.ravel(), panels):
+        c = st.panel(all_cells, ds, net, norm)
         mat = c.pivot(index="m", columns="lr_log2", values="acc_mean").reindex(index=ms, columns=grid)
         div = c.pivot(index="m", columns="lr_log2", values="n_diverged").reindex(index=ms, columns=grid)
         n_of = c.pivot(index="m", columns="lr_log2", values="n").reindex(index=ms, columns=grid)
@@ -42,7 +54,7 @@ def heatmap(st: Study):
         ax.set_facecolor("0.55")
         sns.heatmap(mat, ax=ax, annot=annot, fmt="", cmap="viridis", vmin=10, vmax=vmax,
                     cbar_kws={"label": "test accuracy (%), mean over all seeds"}, annot_kws={"fontsize": 7})
-        chosen = st.panel(per_m, ds, norm)
+        chosen = st.panel(per_m, ds, net, norm)
         for yi, m in enumerate(ms):
             for xj, k in enumerate(grid):
                 if div.loc[m, k] > 0:
@@ -55,7 +67,7 @@ def heatmap(st: Study):
         ax.set_xticklabels([f"2^{int(k)}" for k in grid], rotation=45, fontsize=8)
         ax.set_xlabel("base learning rate eta_base (eta = m·eta_base)")
         ax.set_ylabel("batch size m")
-        ax.set_title(f"{ds}, {NORM_NAME.get(norm, norm)}")
+        ax.set_title(", ".join([ds] + ([net] if len(st.nets) > 1 else []) + [NORM_NAME.get(norm, norm)]))
     axes[0, -1].legend(handles=[Patch(facecolor="none", edgecolor="red", label="selected at this m (selection seeds)"),
                                 Patch(facecolor="0.55", label="div k/n: k of n seeds diverged"),
                                 Patch(facecolor="none", label="*: some seeds unstable, x: no seed stable")],
@@ -70,14 +82,14 @@ def best_vs_m(st: Study, chance: set[float]):
     colors = norm_colors(st.norms)
     per_m, runs = st.per_m, st.runs
     for norm in st.norms:
-        for ds, ls in zip(st.datasets, DATASET_STYLES):
-            s = per_m[(per_m.norm == norm) & (per_m.dataset == ds)]
+        for ds, net, ls in lines_of(st):
+            s = st.panel(per_m, ds, net, norm)
             ax.errorbar(s.m, s.test_mean, yerr=s.test_sd.fillna(0), marker="o", ls=ls, color=colors[norm], capsize=3)
-        wr = runs[(runs.part == "warmup") & (runs.norm == norm)]
-        if len(wr):
-            pts = np.array(warmup_best_per_m(wr))
-            ax.errorbar(pts[:, 0], pts[:, 1], yerr=pts[:, 2], marker="s", ls="--", color=colors[norm], capsize=3,
-                        alpha=0.8)
+            wr = st.panel(runs[runs.part == "warmup"], ds, net, norm)
+            if len(wr):
+                pts = np.array(warmup_best_per_m(wr))
+                ax.errorbar(pts[:, 0], pts[:, 1], yerr=pts[:, 2], marker="s", ls="--", color=colors[norm],
+                            capsize=3, alpha=0.8)
     ax.axvspan(2, SMALL_MAX, color="0.88", zorder=0)
     for c in chance:
         ax.axhline(c, color="black", ls=":", lw=1)
@@ -87,8 +99,8 @@ def best_vs_m(st: Study, chance: set[float]):
     handles = [Line2D([], [], color=colors[n], marker="o", label=NORM_NAME.get(n, n)) for n in st.norms]
     handles += [Line2D([], [], color="0.3", ls="-", marker="o", label="no warm-up"),
                 Line2D([], [], color="0.3", ls="--", marker="s", label="linear warm-up")]
-    handles += [Line2D([], [], color="0.3", ls=ls, label=ds)
-                for ds, ls in zip(st.datasets, [":", "-."])][: len(st.datasets) - 1]
+    if len(lines_of(st)) > 1:
+        handles += [Line2D([], [], color="0.3", ls=ls, label=line_label(st, ds, net)) for ds, net, ls in lines_of(st)]
     handles.append(Patch(color="0.88", label=f"m = 2..{SMALL_MAX}: the paper's best range (abstract)"))
     handles.append(Line2D([], [], color="black", ls=":", label="chance accuracy"))
     ax.legend(handles=handles, fontsize=8, loc="best")
@@ -101,9 +113,9 @@ def stable_range(st: Study, tol: float):
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.9))
     colors = norm_colors(st.norms)
     for norm in st.norms:
-        for ds, ls in zip(st.datasets, DATASET_STYLES):
-            panel = st.panel(st.sweep, ds, norm)
-            sc = st.panel(st.sel_cells, ds, norm)
+        for ds, net, ls in lines_of(st):
+            panel = st.panel(st.sweep, ds, net, norm)
+            sc = st.panel(st.sel_cells, ds, net, norm)
             wid = widths_per_seed(panel[panel.seed_role == "test"], float(sc.acc_mean.max()), tol)
             wid = wid.groupby("m").width.agg(["mean", "std"])
             axes[0].errorbar(wid.index, wid["mean"], yerr=wid["std"].fillna(0), marker="o", ls=ls,
@@ -114,8 +126,9 @@ def stable_range(st: Study, tol: float):
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size m")
-        ax.legend(handles=[Line2D([], [], color=colors[n], marker="o", label=NORM_NAME.get(n, n)) for n in st.norms],
-                  fontsize=8)
+        ax.legend(handles=[Line2D([], [], color=colors[n], marker="o", label=NORM_NAME.get(n, n)) for n in st.norms]
+                  + ([Line2D([], [], color="0.3", ls=ls, label=line_label(st, ds, net)) for ds, net, ls in lines_of(st)]
+                     if len(lines_of(st)) > 1 else []), fontsize=8)
     axes[0].set_ylabel("acceptable eta_base range (octaves)")
     axes[0].set_ylim(bottom=0)
     axes[1].set_ylabel("fraction of the eta_base grid trained stably")

@@ -1,15 +1,20 @@
 """Masters & Luschi 2018, "Revisiting small batch training for deep neural networks".
 
-Three studies, all with SGD + momentum, a fixed *epoch* budget and the linear scaling
-rule eta = m * eta_base (spec ``lr`` = eta_base, ``lr_scaling="linear"``,
+Three studies, all with plain SGD (no momentum, as the paper), a fixed *epoch* budget (82
+epochs, lr /10 at 50% and 75%) and the linear scaling rule eta = m * eta_base (spec ``lr`` = eta_base, ``lr_scaling="linear"``,
 ``base_batch=1``, so ``effective_lr`` = m * eta_base: a constant average weight update
 per gradient computation):
 
-* ``sweep``    -- batch size m x base learning rate eta_base = 2**k x {BN, no BN} x seeds;
+* ``sweep``    -- network x batch size m x base learning rate eta_base = 2**k x {BN, no BN} x
+                  seeds (``networks``: name -> run-spec keys, e.g. an AlexNet-style and a
+                  ResNet-8-style 1-D conv net; without it, one network ``run`` names);
 * ``bn_batch`` -- BN batch size decoupled from the SGD batch: ghost batch norm over
                   m_BN samples (m_BN divides m; m_BN = m is plain BN and shares the sweep's
-                  runs), over a few eta_base;
+                  runs), over a few eta_base, on one network (``bn_batch.network``);
 * ``warmup``   -- the larger batches again, with a linear learning-rate warm-up.
+
+Every run's spec differs from the others of its (network, norm, m) only in lr, seed and
+warm-up (``spec.FREE_KEYS``), so all of them stack into one vectorised job group.
 
 Two disjoint sets of seeds (issue 16, the winner's curse): ``seeds`` *select* the best cell
 of a grid (the best eta_base at an m, the best m), ``test_seeds`` *test* the selected cells,
@@ -90,9 +95,9 @@ def _check_ints(values, key: str) -> list[int]:
     return list(values)
 
 
-def _spec(block: dict, dataset: str, m: int, k: int, seed: int, norm: str, gbs: int | None = None,
+def _spec(block: dict, net: dict, dataset: str, m: int, k: int, seed: int, norm: str, gbs: int | None = None,
           warmup: float = 0.0) -> dict:
-    spec = {**block["run"], "dataset": dataset, "batch_size": m, "lr": 2.0 ** k, "lr_scaling": "linear",
+    spec = {**block["run"], **net, "dataset": dataset, "batch_size": m, "lr": 2.0 ** k, "lr_scaling": "linear",
             "base_batch": 1, "norm": norm, "seed": seed}
     if norm == "ghost":
         spec["ghost_batch_size"] = gbs
@@ -101,10 +106,21 @@ def _spec(block: dict, dataset: str, m: int, k: int, seed: int, norm: str, gbs: 
     return spec
 
 
+def networks_of(block: dict) -> dict[str, dict]:
+    """Network name -> its run-spec keys (``networks``), or one network named after ``run.model``."""
+    nets = block.get("networks")
+    if nets is None:
+        return {block["run"].get("model", "mlp"): {}}
+    if not isinstance(nets, dict) or not nets:
+        raise ValueError(f"networks = {nets!r}: give a mapping name -> run-spec keys (model, width, ...)")
+    return nets
+
+
 def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
     run = block["run"]
-    if run.get("optimizer", "sgd") != "sgd" or not run.get("momentum"):
-        raise ValueError("run: the paper trains with SGD + momentum; set optimizer: sgd and momentum > 0")
+    nets = networks_of(block)
+    if run.get("optimizer", "sgd") != "sgd" or any(n.get("momentum", run.get("momentum", 0)) for n in [run, *nets.values()]):
+        raise ValueError("run: the paper trains with plain SGD, momentum not used; set optimizer: sgd and momentum: 0")
     if run.get("epochs") is None:
         raise ValueError("run.epochs: the paper uses a fixed epoch budget; give epochs")
     datasets = block.get("datasets") or [run["dataset"]]
@@ -129,17 +145,36 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
         rows.append(({**labels, "lr_base": 2.0 ** labels["lr_log2"], "seed": spec["seed"],
                       "seed_role": role_of[spec["seed"]]}, spec))
 
-    for ds in datasets:
-        for norm in norms:
-            for m in ms:
-                for k in ks:
-                    for seed in seeds:
-                        add({"part": "sweep", "dataset": ds, "norm": norm, "m": m, "m_bn": m if norm == "batch" else 0,
-                             "lr_log2": k, "warmup_epochs": 0.0}, _spec(block, ds, m, k, seed, norm))
-
+    warm = block.get("warmup")
+    wms: list[int] = []
+    if warm:
+        wms = _check_positive_ints(warm["batch_sizes"], "warmup.batch_sizes")
+        w = warm["epochs"]
+        if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 < w < run["epochs"]:
+            raise ValueError(f"warmup.epochs = {w!r}: must be > 0 and shorter than the budget ({run['epochs']} epochs)")
     sub_ds = datasets[0]  # the BN-batch and warm-up studies run on the first dataset
+    for ds in datasets:
+        for net, keys in nets.items():
+            for norm in norms:
+                for m in ms:
+                    for k in ks:
+                        for seed in seeds:
+                            add({"part": "sweep", "dataset": ds, "net": net, "norm": norm, "m": m,
+                                 "m_bn": m if norm == "batch" else 0, "lr_log2": k, "warmup_epochs": 0.0},
+                                _spec(block, keys, ds, m, k, seed, norm))
+                    if ds == sub_ds and m in wms:  # warm-up runs stack with the same m's sweep (FREE_KEYS)
+                        for k in ks:
+                            for seed in seeds:
+                                add({"part": "warmup", "dataset": ds, "net": net, "norm": norm, "m": m,
+                                     "m_bn": m if norm == "batch" else 0, "lr_log2": k,
+                                     "warmup_epochs": float(warm["epochs"])},
+                                    _spec(block, keys, ds, m, k, seed, norm, warmup=warm["epochs"]))
+
     bn = block.get("bn_batch")
     if bn:
+        bnet = bn.get("network", next(iter(nets)))
+        if bnet not in nets:
+            raise ValueError(f"bn_batch.network = {bnet!r} is not one of networks {list(nets)}")
         bms = _check_positive_ints(bn["batch_sizes"], "bn_batch.batch_sizes")
         mbns = _check_positive_ints(bn["bn_batch_sizes"], "bn_batch.bn_batch_sizes")
         bks = _check_ints(bn["base_lrs_log2"], "bn_batch.base_lrs_log2")
@@ -160,23 +195,9 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
                 for k in bks:
                     for seed in cell_seeds:
                         norm = "batch" if b == m else "ghost"
-                        add({"part": "bn_batch", "dataset": sub_ds, "norm": "batch", "m": m, "m_bn": b,
-                             "lr_log2": k, "warmup_epochs": 0.0},
-                            _spec(block, sub_ds, m, k, seed, norm, gbs=b))
-
-    warm = block.get("warmup")
-    if warm:
-        wms = _check_positive_ints(warm["batch_sizes"], "warmup.batch_sizes")
-        w = warm["epochs"]
-        if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 < w < run["epochs"]:
-            raise ValueError(f"warmup.epochs = {w!r}: must be > 0 and shorter than the budget ({run['epochs']} epochs)")
-        for norm in norms:
-            for m in wms:
-                for k in ks:
-                    for seed in seeds:
-                        add({"part": "warmup", "dataset": sub_ds, "norm": norm, "m": m,
-                             "m_bn": m if norm == "batch" else 0, "lr_log2": k, "warmup_epochs": float(w)},
-                            _spec(block, sub_ds, m, k, seed, norm, warmup=w))
+                        add({"part": "bn_batch", "dataset": sub_ds, "net": bnet, "norm": "batch", "m": m,
+                             "m_bn": b, "lr_log2": k, "warmup_epochs": 0.0},
+                            _spec(block, nets[bnet], sub_ds, m, k, seed, norm, gbs=b))
     return rows
 
 
@@ -185,8 +206,9 @@ def outputs(block: dict, scale: dict) -> list:
     the warm-up table only with a ``warmup`` study."""
     items = [
         Figure("accuracy_heatmap",
-               "Final test accuracy (%) for every batch size m and base learning rate eta_base (eta = m·eta_base), "
-               "with and without BatchNorm, mean over all {seeds} seeds of a cell. Grey 'div k/n': k of n seeds "
+               "Test accuracy (%; the paper's metric, the median of the last 5 epochs) for every batch size m and "
+               "base learning rate eta_base (eta = m·eta_base), per network, with and without BatchNorm, mean over "
+               "all {seeds} seeds of a cell. Grey 'div k/n': k of n seeds "
                "diverged (NaN/inf loss). '*': some seeds did not train stably (final training loss not below 95% of "
                "the initial), 'x': no seed did (beyond the stability limit). Red outline: the cell selected at each "
                "m on the selection seeds. The colour scale starts at chance (10%).",
@@ -207,8 +229,9 @@ def outputs(block: dict, scale: dict) -> list:
               "accuracy on the {n_test} test seeds (mean ± sd, n), and the share of all runs at that m (every "
               "eta_base and seed) that trained stably and that diverged."),
         Table("sweep_cells",
-              "Every cell of the sweep (the heat map's numbers): test accuracy (%) mean and sd over all seeds of "
-              "the cell, the number of seeds, how many diverged, and the fraction that trained stably."),
+              "Every cell of the sweep (the heat map's numbers): test accuracy (%, median of the last 5 epochs) mean "
+              "and sd over all seeds of the cell, the mean final train accuracy (%), the number of seeds, how many "
+              "diverged, and the fraction that trained stably."),
     ]
     if block.get("bn_batch"):
         items += [
@@ -218,14 +241,15 @@ def outputs(block: dict, scale: dict) -> list:
                    "the eta_base selected per (m, m_BN) from {grid}; stars: the test seeds at m_BN = {ref} and "
                    "m_BN = m (claim M5).", label="BN batch size"),
             Table("bn_batch",
-                  "BN batch study: test accuracy at the eta_base selected per (m, m_BN) on the selection seeds; test "
-                  "seeds are trained only where claim M5 compares (m_BN = {ref} and m_BN = m)."),
+                  "BN batch study: test accuracy at the eta_base selected per (m, m_BN) on the selection seeds, and the "
+                  "test seeds' final train accuracy; test seeds are trained only where claim M5 compares "
+                  "(m_BN = {ref} and m_BN = m)."),
         ]
     if block.get("warmup"):
         items.append(Table("warmup",
                            "Warm-up (linear over {epochs} epoch(s)) for m = {batch_sizes}: the best warm-up cell "
                            "(selected on the selection seeds) on the test seeds, the same m without warm-up, and the "
-                           "best small-batch cell (claim M4)."))
+                           "best small-batch cell (claim M4), each with its final train accuracy."))
     items.append(Table("timing", "Training jobs of this section: wall and CPU seconds per job (each job pays the "
                                  "Python/torch start-up once; a shared machine inflates both)."))
     return items
