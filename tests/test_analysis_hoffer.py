@@ -180,7 +180,7 @@ def _block(**nets):
             "distance": {"network": next(iter(nets)), "batch_sizes": [SB, LB], "log_points": 12, "fit_min_step": 1}}
 
 
-def _section(block, seeds=(0, 1, 2), diverged=()):
+def _section(block, seeds=(0, 1, 2), diverged=(), no_learning=(), capped=()):
     """Run table and histories as ctx.runs() / ctx.histories() give them: every table arm of
     every network, with a high-LR phase of 8 (LB) or 64 (SB, +RA) updates and d = b ln t."""
     runs, hists = [], []
@@ -192,7 +192,9 @@ def _section(block, seeds=(0, 1, 2), diverged=()):
                 rid = f"{name}-{arm}-{s}"
                 test, train = LEVELS[arm]
                 runs.append({"network": name, "label": net["label"], "arm": arm, "batch_size": b, "seed": s,
-                             "table": True, "run": rid, "status": "diverged" if rid in diverged else "ok",
+                             "table": True, "run": rid,
+                             "status": "diverged" if rid in diverged else "no_learning" if rid in no_learning else "ok",
+                             "stop_reason": "diverged" if rid in diverged else "cap" if rid in capped else "budget",
                              "steps": steps, "epochs": 10 * (16 if arm == "+RA" else 1),
                              "lr_peak": 0.1 if arm in ("SB", "LB") else 0.4,
                              "test_acc": test + 0.002 * s, "train_acc": train - 0.001 * s})
@@ -233,15 +235,52 @@ def test_accuracy_table_lays_out_ours_beside_the_poster_row():
     assert table.iloc[1]["source"] == SOURCE and table.iloc[1]["LB +LR +GBN +RA"] == "98.53"
 
 
-def test_arm_table_orders_arms_as_the_table_and_counts_diverged_runs():
+def test_arm_table_shows_train_beside_test_for_every_arm_and_says_which_runs_are_no_evidence():
     block = _block()
-    runs, _ = _section(block, diverged={"F1-+GBN-1"})
-    table = A.arm_table(block["networks"], A.table_runs(runs.sample(frac=1, random_state=0)))
-    assert list(table.arm) == ["SB", "LB", "LB +LR", "LB +LR +GBN", "LB +LR +GBN +RA"]
-    assert list(table["diverged runs"]) == [0, 0, 0, 1, 0]
+    runs, _ = _section(block, diverged={"F1-+GBN-1"}, no_learning={"F1-LB-0"}, capped={"F1-SB-2"})
+    fig2 = runs[runs.arm == "LB"].assign(table=False, batch_size=200, run=lambda d: d.run + "-200",
+                                         status="ok", stop_reason="budget")
+    table = A.arm_table(block["networks"], pd.concat([fig2, runs]).sample(frac=1, random_state=0))
+    # the table's arms in the table's order, then Fig. 2's other batch size
+    assert list(table.arm) == ["SB", "LB", "LB +LR", "LB +LR +GBN", "LB +LR +GBN +RA", "LB"]
+    assert list(table["in"]) == ["table"] * 5 + ["Fig. 2 only"] and list(table.batch) == [SB] + [LB] * 4 + [200]
+    assert list(table.columns[7:10]) == ["train accuracy (%)", "test accuracy (%)", "train - test (points)"]
+    assert list(table["stop (runs)"]) == ["budget 2, cap 1", "budget 3", "budget 3", "budget 2, diverged 1",
+                                          "budget 3", "budget 3"]
+    assert table.iloc[0]["problems"] == "1 of 3 runs stopped at the safety cap (the protocol was cut)"
+    assert table.iloc[1]["problems"] == "1 of 3 runs did not learn (final train loss at chance)"
+    assert table.iloc[3]["problems"] == "1 of 3 runs diverged" and table.iloc[4]["problems"] == "none"
     ra = table.iloc[4]
     assert (ra.batch, ra.updates, ra.epochs, ra["peak learning rate"]) == (LB, 80, "160", "0.4")
-    assert ra["train - test (points)"] == "9.10 ± 0.30"
+    assert ra["train - test (points)"] == "9.10 ± 0.30" and ra["train accuracy (%)"] == "99.50 ± 0.10"
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss")  # R² of an exact log curve is 1 in every run
+def test_every_claim_needs_its_arms_free_of_capped_unlearnt_and_diverged_runs():
+    """stopping.arm_problems is a precondition of every claim: a claim whose arm has a run stopped
+    at a safety cap (or without learning, or diverged) is inconclusive whatever its test says;
+    the claims that do not read that arm are decided as before."""
+    block = _block()
+    runs, hist = _section(block)
+    tab, fits = A.table_runs(runs), A.run_fits(runs, hist, {**block["distance"], "log_points": 80})
+    clean = {c["id"]: c for c in finalize_claims(C.section_claims(block, tab, fits, runs))}
+    assert all(c["precondition_ok"] for c in clean.values())
+    assert "no run of SB, LB stopped at a cap, without learning or diverged: yes" in clean["H0"]["precondition"]
+    assert "no run of SB, LB, +RA stopped at a cap" in clean["H3"]["precondition"]
+    runs, hist = _section(block, capped={"F1-+GBN-0"})
+    by = {c["id"]: c for c in finalize_claims(C.section_claims(block, A.table_runs(runs), fits, runs))}
+    assert {c for c in by if not by[c]["precondition_ok"]} == {"H5", "H6"}  # the claims that read +GBN
+    assert by["H6"]["verdict"] == "inconclusive" and by["H6"]["p_claim"] == clean["H6"]["p_claim"]
+    assert "NO (+GBN: 1 of 3 runs stopped at the safety cap (the protocol was cut))" in by["H6"]["precondition"]
+    # a Fig. 2-only run (LB at another batch size) that did not learn: the Fig. 2 claims on LB fail
+    extra = runs[runs.arm == "LB"].iloc[[0]].assign(table=False, batch_size=200, run="F1-LB-200",
+                                                     status="no_learning", stop_reason="budget")
+    by = {c["id"]: c for c in finalize_claims(C.section_claims(block, A.table_runs(runs), fits,
+                                                               pd.concat([runs, extra])))}
+    assert not by["H1"]["precondition_ok"] and not by["H2"]["precondition_ok"] and not by["H3"]["precondition_ok"]
+    assert "LB: 1 of 4 runs did not learn" in by["H2"]["precondition"]
+    # H0 reads SB and LB only: neither the capped +GBN run nor the Fig. 2 run blocks it
+    assert by["H0"]["precondition_ok"]
 
 
 def test_table_runs_keep_only_the_large_batch_rows():

@@ -46,13 +46,14 @@ def test_regime_adaptation_multiplies_budget_and_every_lr_drop():
 
 
 def test_ra_factor_is_the_rounded_up_batch_ratio():
+    assert ra_factor(1600, 50) == 32  # the cpu scale's B_L/B_S, the paper's 4096/128
     assert ra_factor(1600, 100) == 16
     assert ra_factor(1000, 300) == 4  # ceil, as bigBatch's --regime_bb_fix
     with pytest.raises(ValueError):
         ra_factor(50, 100)
 
 
-@pytest.mark.parametrize("sb, lb, n", [(100, 1600, 16000), (25, 200, 1200), (128, 4096, 65536)])
+@pytest.mark.parametrize("sb, lb, n", [(50, 1600, 16000), (25, 200, 1200), (128, 4096, 65536)])
 def test_ra_gives_lb_as_many_updates_and_the_same_drop_steps_as_sb(sb, lb, n):
     """Updates and LR-drop update numbers of +RA equal SB's (when both batches divide n)."""
     s_sb = normalize(arm_spec(RUN, "SB", lb, sb))
@@ -106,6 +107,26 @@ def test_plan_lists_the_table_and_the_distance_batch_sizes():
         plan(_block(distance={"network": "F1", "batch_sizes": [50, 120], "log_points": 5}), {})
     with pytest.raises(ValueError, match="distance.network"):
         plan(_block(distance={"network": "C9", "batch_sizes": [50], "log_points": 5}), {})
+
+
+def test_ra_is_evaluated_at_the_update_counts_of_sb():
+    """With the training-set size known (the scale's datasets), +RA evaluates once per adapted
+    epoch (B_L/B_S epochs), so its evaluations fall on SB's (plus the shared log grid), not
+    B_L/B_S times as many; the other arms evaluate once per epoch as before."""
+    scale = {"datasets": {"mnist1d": {"kind": "mnist1d", "num_samples": 20000}}}  # 16,000 train
+    block = _block(networks={"F1": {"run": {**RUN, "epochs": 50, "milestones": [10, 20, 30]}, "small_batch": 50,
+                                    "large_batch": 1600, "claims": MARGINS}},
+                   distance={"network": "F1", "batch_sizes": [50, 400, 1600], "log_points": 60, "fit_min_step": 10})
+    specs = {(lab["arm"], lab["batch_size"]): normalize(spec) for lab, spec in plan(block, scale) if lab["seed"] == 0}
+    ra, sb = specs[("+RA", 1600)], specs[("SB", 50)]
+    assert (ra["epochs"], ra["milestones"], ra["eval_every"]) == (1600, [320, 640, 960], 320)
+    assert specs[("+RA", 400)]["eval_every"] == 320 and specs[("+RA", 400)]["epochs"] == 400
+    assert all(specs[k]["eval_every"] is None for k in specs if k[0] != "+RA")
+    total = 16000
+    assert eval_steps(total, 320, 60) == eval_steps(total, 16000 // 50, 60)  # SB's evaluation steps
+    assert ra["steps"] is None and sb["epochs"] * (16000 // 50) == ra["epochs"] * (16000 // 1600) == total
+    # without the datasets (the plan of a unit test) +RA evaluates per epoch, as before
+    assert all(normalize(spec)["eval_every"] is None for _, spec in plan(block, {}))
 
 
 def test_an_arm_can_have_its_own_seeds_at_every_batch_size_it_trains():

@@ -58,7 +58,7 @@ fits = A.run_fits(runs, hist, dist)
 # ## Claims
 
 # %%
-claims = C.section_claims(block, table_runs, fits)
+claims = C.section_claims(block, table_runs, fits, runs)
 sec.summary(A.summary_text(nets, seeds, finalize_claims(claims)))
 sec.scope(A.scope_text(nets))
 sec.claims(claims)
@@ -70,7 +70,7 @@ FIG2_IDS = C.claim_ids(claims, C.FIG2_CLAIMS)
 
 # %%
 sec.table("table1", A.accuracy_table(nets, table_runs), supports=TABLE_IDS)
-sec.table("arms", A.arm_table(nets, table_runs), supports=TABLE_IDS)
+sec.table("arms", A.arm_table(nets, runs), supports=TABLE_IDS + FIG2_IDS)
 
 # %%
 sec.figure("arm_accuracy", F.arm_accuracy_figure(nets, table_runs), published=F.published_note(nets),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..experiments.hoffer import ARM_NAMES, ARMS, PROTOCOL, PUBLISHED, PUBLISHED_DATASET, SOURCE, ra_factor
 from ..stats import mean_sd as ms
+from ..stopping import arm_problems
 
 
 # ----------------------------------------------------------------------------- fits
@@ -140,20 +141,36 @@ def accuracy_table(nets: dict, tab: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(wide)
 
 
-def arm_table(nets: dict, tab: pd.DataFrame) -> pd.DataFrame:
-    """One row per (network, arm): batch, updates, epochs, peak lr, train and test accuracy and
-    their difference (mean ± sd over seeds) and the number of diverged runs."""
-    detail = []
-    for (name, arm), g in tab.groupby(["network", "arm"], observed=True, sort=True):
+def stop_counts(g: pd.DataFrame) -> str:
+    """'budget 5' / 'budget 4, diverged 1': how a group's runs ended (metrics.json stop_reason)."""
+    if "stop_reason" not in g:
+        return "not recorded"
+    counts = g.stop_reason.fillna("not recorded").value_counts()
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
+def arm_table(nets: dict, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (network, arm, batch): whether the runs are the table's or Fig. 2's only, batch,
+    updates, epochs, peak lr, final train and test accuracy and their difference (mean ± sd over
+    seeds), how the runs stopped and what makes any of them no evidence
+    (``stopping.arm_problems``: a safety cap, no learning, divergence)."""
+    detail, keys = [], []
+    runs = runs.assign(arm=pd.Categorical(runs.arm, categories=list(ARMS), ordered=True))
+    for (name, arm, b), g in runs.groupby(["network", "arm", "batch_size"], observed=True, sort=True):
+        keys.append((list(nets).index(name), ARMS.index(arm), int(b)))
         detail.append({
-            "network": nets[name].get("label", name), "arm": ARM_NAMES[arm], "batch": int(g.batch_size.iloc[0]),
+            "network": nets[name].get("label", name), "arm": ARM_NAMES[arm],
+            "in": "table" if bool(g.table.astype(bool).iloc[0]) else "Fig. 2 only", "batch": int(b),
             "updates": int(g.steps.iloc[0]), "epochs": f"{float(g.epochs.iloc[0]):g}",
             "peak learning rate": f"{float(g.lr_peak.iloc[0]):.3g}",
             "train accuracy (%)": ms(100 * g.train_acc, 2), "test accuracy (%)": ms(100 * g.test_acc, 2),
             "train - test (points)": ms(100 * (g.train_acc - g.test_acc), 2),
-            "diverged runs": int((g.status != "ok").sum()), "seeds": len(g),
+            "stop (runs)": stop_counts(g),
+            "problems": "; ".join(arm_problems(g.to_dict("records"))) or "none", "seeds": len(g),
         })
-    return pd.DataFrame(detail)
+    # the table's arms first (in the table's order), then Fig. 2's other batch sizes, per network
+    order = sorted(range(len(detail)), key=lambda i: (keys[i][0], detail[i]["in"] != "table", keys[i][1:]))
+    return pd.DataFrame([detail[i] for i in order])
 
 
 def fit_table(fits: pd.DataFrame) -> pd.DataFrame:

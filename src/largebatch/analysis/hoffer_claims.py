@@ -15,6 +15,7 @@ import pandas as pd
 from ..experiments.hoffer import ARMS, PUBLISHED, SOURCE, SOURCE_FIG2, STEPS, seeds_by_arm
 from ..stats import claim_row, combine, decide, decide_one_sample, describe
 from ..stats import decide_noninferior as non_inferior
+from ..stopping import arm_problems
 from .hoffer import per_seed
 
 #: the claims in the paper's order (a claim of one network of several is ``H0-<network>``)
@@ -45,6 +46,23 @@ def _comparable(a: str, b: str, train: dict, max_gap: float) -> tuple[bool, str]
                 f"{'yes' if ok else 'NO'}")
 
 
+def problems_by_arm(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """``stopping.arm_problems`` of each arm's runs (every batch size of the arm): why any of
+    them is no evidence (stopped at a safety cap, no learning, diverged)."""
+    return {arm: arm_problems(g.to_dict("records"), arm) for arm, g in runs.groupby("arm", observed=True)}
+
+
+def _clean(problems: dict | None, arms) -> list[tuple[bool, str]]:
+    """Precondition 'no run of the claim's arms is a bad run' (``stopping.arm_problems``), always
+    listed; problems: arm -> sentences (None: not checked, e.g. a unit test's bare values)."""
+    if problems is None:
+        return []
+    arms = list(dict.fromkeys(arms))
+    bad = [t for a in arms for t in problems.get(a, [])]
+    return [(not bad, f"no run of {', '.join(arms)} stopped at a cap, without learning or diverged: "
+                      + ("yes" if not bad else "NO (" + "; ".join(bad) + ")"))]
+
+
 def _preconditions(*checks: tuple[bool, str]) -> dict:
     return {"precondition_ok": all(ok for ok, _ in checks), "precondition": "; ".join(t for _, t in checks)}
 
@@ -63,12 +81,14 @@ def _seeded(n_seeds: dict, arms, published: bool = False) -> list[tuple[bool, st
 
 
 def table_claims(name: str, label: str, acc: dict, train: dict, margins: dict, pre: dict,
-                 multi: bool = False) -> list[dict]:
+                 multi: bool = False, problems: dict | None = None) -> list[dict]:
     """Claims H0, H4, H5, H6 of one network from per-seed final accuracies in percent.
 
     acc / train: arm -> per-seed test / train accuracy (%); margins: the network's ``claims``
     block ({H0: {margin_pp}, H4: {margin_pp}, H5: {margin_pp: [3 steps]}, H6: {margin_pp}});
-    pre: the section's ``preconditions`` ({sb_train_acc_min_pp, max_train_gap_pp}).
+    pre: the section's ``preconditions`` ({sb_train_acc_min_pp, max_train_gap_pp}); problems:
+    arm -> ``stopping.arm_problems`` of its runs (``problems_by_arm``), a precondition of every
+    claim on the arm.
     """
     sfx = f" [{label}]" if multi else ""
     cid = (lambda c: f"{c}-{name}") if multi else (lambda c: c)
@@ -84,8 +104,8 @@ def table_claims(name: str, label: str, acc: dict, train: dict, margins: dict, p
     gap = pre["max_train_gap_pp"]
     n_seeds = {arm: len(acc[arm]) for arm in ARMS}
 
-    def seeded(*arms):
-        return _seeded(n_seeds, arms, published=bool(pub))
+    def seeded(*arms):  # SB too: every table claim's precondition reads SB's runs (SB converged)
+        return [*_clean(problems, ("SB", *arms)), *_seeded(n_seeds, arms, published=bool(pub))]
 
     rows = []
     m0 = float(margins["H0"]["margin_pp"])
@@ -141,12 +161,13 @@ def table_claims(name: str, label: str, acc: dict, train: dict, margins: dict, p
 
 
 def distance_claims(fits, small_batch: int, claims: dict, min_points: int = 3,
-                    n_seeds: dict | None = None) -> list[dict]:
+                    n_seeds: dict | None = None, problems: dict | None = None) -> list[dict]:
     """Claims H1-H3 (Fig. 2) from per-run fits (``distance_fits`` rows with condition,
     batch_size, seed, run). claims: the section's ``claims`` block (H1: r2_min, r2_margin;
     H2, H3: margin_log_ratio). n_seeds: arm -> planned seeds of the distance network (SB's runs
     fit both panels, LB's panel (a), +RA's panel (b)); a claim that tests an arm of fewer than
-    2 seeds is inconclusive by its precondition (default: every arm has enough)."""
+    2 seeds is inconclusive by its precondition (default: every arm has enough). problems: arm ->
+    ``stopping.arm_problems`` of the distance network's runs of the arm (all its batch sizes)."""
     fits = fits.copy()
     # one group per trained configuration: SB is the same run in both panels
     groups = fits[~((fits.condition == "after") & (fits.batch_size == small_batch))]
@@ -158,7 +179,7 @@ def distance_claims(fits, small_batch: int, claims: dict, min_points: int = 3,
     has_after = bool(((groups.condition == "after") & (groups.batch_size != small_batch)).any())
 
     def fit_pre(*arms):
-        return _preconditions(fit_ok, *_seeded(n_seeds, arms))
+        return _preconditions(fit_ok, *_clean(problems, arms), *_seeded(n_seeds, arms))
 
     rows = []
     h1 = claims["H1"]
@@ -231,18 +252,23 @@ def distance_claims(fits, small_batch: int, claims: dict, min_points: int = 3,
     return rows
 
 
-def section_claims(block: dict, tab: pd.DataFrame, fits: pd.DataFrame) -> list[dict]:
+def section_claims(block: dict, tab: pd.DataFrame, fits: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[dict]:
     """Every claim of the section, in the paper's order (H0, H1, ...; per network where the
     block has several): H1-H3 from the Fig. 2 ``fits``, H0 and H4-H6 per network from the table
-    runs ``tab`` (``analysis.hoffer.table_runs``)."""
+    runs ``tab`` (``analysis.hoffer.table_runs``). Every claim's precondition includes that no
+    run of its arms is a bad run (``stopping.arm_problems``): the table claims over ``tab``'s
+    runs, Fig. 2's over every run of the distance network in ``runs`` (default: ``tab``)."""
     nets, pre = block["networks"], block["preconditions"]
     dist_net = block["distance"]["network"]
     n_seeds = {arm: len(seeds) for arm, seeds in seeds_by_arm(block, dist_net).items()}
-    claims = distance_claims(fits, nets[dist_net]["small_batch"], block["claims"], pre["min_fit_points"], n_seeds)
+    every = tab if runs is None else runs
+    claims = distance_claims(fits, nets[dist_net]["small_batch"], block["claims"], pre["min_fit_points"], n_seeds,
+                             problems=problems_by_arm(every[every.network == dist_net]))
     for name, net in nets.items():
         acc = {arm: per_seed(tab, name, arm, "test_acc") for arm in ARMS}
         train = {arm: per_seed(tab, name, arm, "train_acc") for arm in ARMS}
-        claims += table_claims(name, net.get("label", name), acc, train, net["claims"], pre, multi=len(nets) > 1)
+        claims += table_claims(name, net.get("label", name), acc, train, net["claims"], pre, multi=len(nets) > 1,
+                               problems=problems_by_arm(tab[tab.network == name]))
     claims.sort(key=lambda r: (r["id"].split("-")[0], r["id"]))
     return claims
 

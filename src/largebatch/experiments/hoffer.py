@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 
-from .base import Figure, Paper, Table, seeds_of
+from .base import Figure, Paper, Table, seeds_of, train_size
 
 TITLE = "Hoffer, Hubara & Soudry 2017: train longer, generalize better"
 
@@ -93,8 +93,13 @@ def regime_adaptation(run: dict, factor: float) -> dict:
     return out
 
 
-def arm_spec(run: dict, arm: str, batch: int, small_batch: int) -> dict:
-    """Run-spec keys of one arm of the table at large batch `batch` (SB ignores it)."""
+def arm_spec(run: dict, arm: str, batch: int, small_batch: int, n_train: int | None = None) -> dict:
+    """Run-spec keys of one arm of the table at large batch `batch` (SB ignores it).
+
+    With `n_train` (the training-set size) and a run evaluated once per epoch (no
+    ``eval_every``), +RA is evaluated once per adapted epoch (B_L/B_S epochs), i.e. at the
+    update counts where SB is evaluated: the regime's epochs, not B_L/B_S times as many
+    evaluations (an evaluation choice; what the run computes is unchanged)."""
     if arm not in ARMS:
         raise ValueError(f"arm {arm!r} is not one of {list(ARMS)}")
     spec = copy.deepcopy(run)
@@ -111,7 +116,10 @@ def arm_spec(run: dict, arm: str, batch: int, small_batch: int) -> dict:
                              f"ghost batches of {small_batch} samples would not tile it")
         spec.update(norm="ghost", ghost_batch_size=small_batch)
     if level >= ARMS.index("+RA"):
-        spec = regime_adaptation(spec, ra_factor(batch, small_batch))
+        factor = ra_factor(batch, small_batch)
+        spec = regime_adaptation(spec, factor)
+        if n_train and spec.get("eval_every") is None and spec.get("epochs") is not None:
+            spec["eval_every"] = max(n_train // batch, 1) * factor
     return spec
 
 
@@ -158,6 +166,8 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
         if not base.get("milestones"):
             raise ValueError(f"networks.{name}.run: give the LR-drop epochs (milestones) of the paper's step regime")
         base.setdefault("schedule", "step")
+        data_cfg = (scale.get("datasets") or {}).get(base.get("dataset"))
+        n_train = train_size(data_cfg, base["dataset"]) if data_cfg else None
         jobs = [(arm, lb) for arm in ARMS]
         if dist and dist.get("network") == name:
             base["log_points"] = dist["log_points"]
@@ -172,7 +182,7 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
                 labels = {"network": name, "label": net.get("label", name), "arm": arm,
                           "batch_size": sb if arm == "SB" else b, "seed": seed,
                           "table": b == lb}
-                runs.append((labels, {**arm_spec(base, arm, b, sb), "seed": seed}))
+                runs.append((labels, {**arm_spec(base, arm, b, sb, n_train), "seed": seed}))
     if dist and dist.get("network") not in block["networks"]:
         raise ValueError(f"distance.network = {dist.get('network')!r} is not one of networks "
                          f"{sorted(block['networks'])}")
@@ -215,8 +225,10 @@ PAPER = Paper(
         Table("table1", "Final test accuracy (%) as the paper's Table 1 lays it out: each column adds one adaptation "
               "to the previous one (+LR: learning rate x √(B_L/B_S); +GBN: ghost batch normalization; +RA: regime "
               "adaptation). Ours: mean ± sd over seeds; the published row: one run per cell."),
-        Table("arms", "Every arm: batch size, number of updates, epochs, peak learning rate, final train and test "
-              "accuracy and their difference (mean ± sd over seeds), diverged runs; the train accuracies decide "
+        Table("arms", "Every arm, the table's and Fig. 2's other batch sizes: batch size, number of updates, epochs, "
+              "peak learning rate, final train accuracy beside test accuracy and their difference (mean ± sd over "
+              "seeds), how the runs stopped (budget: the regime's own epochs) and any run that is no evidence "
+              "(stopped at a safety cap, no learning, diverged); the train accuracies and these problems decide "
               "the preconditions."),
         Table("distance_fits", "Fits of the weight distance d = ||w_t - w_0|| against the update count t over the "
               "high-LR phase (log-grid evaluations from update {fit_min_step} to the first LR drop), mean ± sd over "
