@@ -52,9 +52,11 @@ blocked = claims[~claims.precondition_ok.astype(bool)]
 sec.summary(
     f"{len(claims)} claims: " + "; ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + ". "
     + (f"{', '.join(blocked.id)} inconclusive because a precondition failed: "
-       f"{blocked.precondition.iloc[0].split('failed: ', 1)[-1]}. The large batch made "
-       f"{sb.steps.mean() / lb.steps.mean():.0f}× fewer updates; a test-accuracy gap between arms that do not fit "
-       "the training set equally well is an optimisation gap, not the generalisation gap the papers study."
+       f"{blocked.precondition.iloc[0].split('failed: ', 1)[-1]}."
+       + (f" The large batch made {sb.steps.mean() / lb.steps.mean():.0f}× fewer updates; a test-accuracy gap "
+          "between arms that do not fit the training set equally well is an optimisation gap, not the "
+          "generalisation gap the papers study."
+          if 100 * abs(lb.train_acc.mean() - sb.train_acc.mean()) > block["similar_train_acc_pp"] else "")
        if len(blocked) else
        f"Train accuracies: SB {mean_std(sb.train_acc, 2, 100.0)} %, LB {mean_std(lb.train_acc, 2, 100.0)} %."))
 
