@@ -87,6 +87,24 @@ def test_ghost_batch_norm_stack_matches_sequential_runs(tiny_data, tmp_path):
             torch.testing.assert_close(wb[k], wa[k], atol=1e-5, rtol=0)
 
 
+def test_resnet_batch_norm_stack_matches_sequential_runs(tiny_data, tmp_path):
+    """The 1-D ResNet (residual blocks, BatchNorm) stacks under vmap: the same curves and
+    weights, running statistics included, as one run at a time (Masters & Luschi's grid)."""
+    base = {"model": "resnet", "depth": 8, "width": 4, "norm": "batch", "batch_size": 8, "epochs": 1,
+            "optimizer": "sgd", "lr": 0.02, "momentum": 0.0, "weight_decay": 1e-4}
+    specs = [{**base, "seed": 0}, {**base, "seed": 1, "lr": 0.05}, {**base, "seed": 2}]
+    assert prefer_vectorised(specs[0], 3) and not prefer_vectorised({**specs[0], "batch_size": 64}, 3)
+    sequential(specs, tiny_data, tmp_path)
+    stacked(specs, tiny_data, tmp_path)
+    for i in range(3):
+        pd.testing.assert_frame_equal(history(tmp_path / f"s{i}"), history(tmp_path / f"v{i}"),
+                                      check_exact=False, atol=1e-4, rtol=0)
+        wa = torch.load(tmp_path / f"s{i}" / "model.pt", weights_only=True)
+        wb = torch.load(tmp_path / f"v{i}" / "model.pt", weights_only=True)
+        for k in wa:
+            torch.testing.assert_close(wb[k].float(), wa[k].float(), atol=1e-4, rtol=0)
+
+
 def test_same_stack_same_numbers(tiny_data, tmp_path):
     """A rerun of a pack reproduces it bit for bit.  (Its companions may change a run's last
     bits: batched products can round differently for another number of runs.)"""

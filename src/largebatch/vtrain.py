@@ -79,8 +79,10 @@ from .train import train_run
 #:   0.8-1.1x at 1024;
 #: * 2 runs lose (0.6-0.9x); 3 runs gain 1.15x on the width-128 MLP, 0.9x on the 2 x 32 one;
 #:   4 runs gain 1.2-1.4x;
-#: * 4 runs of the width-16 conv net: 1.06-1.5x at batch 32, 0.9x at 128.
-MAX_BATCH = {"mlp": 256, "shallow_conv": 32}
+#: * 4 runs of the width-16 conv net: 1.06-1.5x at batch 32, 0.9x at 128;
+#: * 52 runs of the ResNet-8-style 1-D net (width 8, BatchNorm) at batch 2: 2.9 ms per run-step
+#:   stacked against ~8 ms one run at a time (2.7x; Masters & Luschi's grid, issue 17).
+MAX_BATCH = {"mlp": 256, "shallow_conv": 32, "resnet": 32}
 MAX_STEP_FLOPS = 32e6
 MIN_GROUP = 3
 
