@@ -89,3 +89,24 @@ def test_registry_errors_name_the_config_key(mutate, words):
     with pytest.raises(ConfigError, match=words) as err:
         build_registry(cfg)
     assert "config.yaml" in str(err.value)
+
+
+def test_warmup_start_ramps_from_a_fraction_of_the_peak_and_leaves_other_ids_alone():
+    from largebatch.spec import lr_at, normalize, run_id
+
+    base = {"dataset": "mnist1d", "lr": 0.32, "warmup_epochs": 1.0, "epochs": 4, "batch_size": 10}
+    s = normalize({**base, "warmup_start": 1 / 32})
+    assert lr_at(s, 0, 10, 40) == pytest.approx(0.01)  # eta / 32 at the first step (Masters & Luschi)
+    assert lr_at(s, 5, 10, 40) == pytest.approx(0.32 * (1 / 32 + 31 / 32 * 0.5))
+    assert lr_at(s, 10, 10, 40) == pytest.approx(0.32)
+    plain = normalize(base)
+    assert [lr_at(plain, k, 10, 40) for k in (0, 9)] == [pytest.approx(0.032), pytest.approx(0.32)]
+    # a run that does not set the key keeps the id it had before the key existed
+    legacy = {k: v for k, v in plain.items() if k != "warmup_start"}
+    import hashlib
+
+    from largebatch.spec import canonical_json
+    assert run_id(base).endswith(hashlib.sha1(canonical_json(legacy).encode()).hexdigest()[:10])
+    assert run_id({**base, "warmup_start": 1 / 32}) != run_id(base)
+    with pytest.raises(Exception, match="warmup_start"):
+        normalize({**base, "warmup_start": 1.0})

@@ -48,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "lr_scaling": "none",  # none | linear | sqrt, relative to base_batch
     "base_batch": None,  # batch size at which `lr` is the learning rate
     "warmup_epochs": 0.0,  # linear warm-up to the scaled lr
+    "warmup_start": 0.0,  # lr of the warm-up's first step as a fraction of the peak (Masters & Luschi: 1/32);
+    # 0: the ramp (step + 1) / warm-up steps
     "schedule": "constant",  # constant | step | cosine
     "milestones": [],  # epochs at which a step schedule multiplies the lr by gamma
     "gamma": 0.1,
@@ -126,6 +128,9 @@ def normalize(spec: dict) -> dict:
     _check_number(out, "gamma", 0, inclusive=False)
     _check_number(out, "dropout", 0)
     _check_number(out, "warmup_epochs", 0)
+    _check_number(out, "warmup_start", 0)
+    if out["warmup_start"] >= 1:
+        raise SpecError(f"run spec: warmup_start = {out['warmup_start']!r} must be < 1 (a fraction of the peak lr)")
     _check_number(out, "min_delta", 0)
     _check_number(out, "width", 1, integer=True)
     _check_number(out, "depth", 1, integer=True)
@@ -186,7 +191,7 @@ def canonical_json(spec: dict) -> str:
 
 #: Spec keys that may differ between the runs of one vectorised stack (``largebatch.vtrain``).
 FREE_KEYS = frozenset({
-    "lr", "lr_scaling", "base_batch", "warmup_epochs", "schedule", "milestones", "gamma",
+    "lr", "lr_scaling", "base_batch", "warmup_epochs", "warmup_start", "schedule", "milestones", "gamma",
     "patience", "min_delta", "stop_train_acc", "seed", "data_seed", "init_from",
 })
 
@@ -207,10 +212,17 @@ def vectorisable(spec: dict) -> str | None:
     return None
 
 
+#: Keys added after runs were first published: hashed only when they differ from their default, so
+#: the ids (and finished results) of every run that does not use them stay what they were.
+HASH_IF_SET = frozenset({"warmup_start"})
+
+
 def run_id(spec: dict) -> str:
-    """Readable prefix plus a 10-hex-digit hash of the normalised spec."""
+    """Readable prefix plus a 10-hex-digit hash of the normalised spec (``HASH_IF_SET`` keys
+    only where set)."""
     spec = normalize(spec)
-    digest = hashlib.sha1(canonical_json(spec).encode()).hexdigest()[:10]
+    hashed = {k: v for k, v in spec.items() if k not in HASH_IF_SET or v != DEFAULTS[k]}
+    digest = hashlib.sha1(canonical_json(hashed).encode()).hexdigest()[:10]
     prefix = f"{spec['dataset']}-{spec['model']}-{spec['optimizer']}-b{spec['batch_size']}-s{spec['seed']}"
     return f"{prefix}-{digest}"
 
@@ -248,6 +260,9 @@ def lr_at(spec: dict, step: int, steps_per_epoch: int, total_steps: int) -> floa
     peak = effective_lr(spec)
     warm = spec["warmup_epochs"] * steps_per_epoch
     if warm > 0 and step < warm:  # linear ramp; a warm-up shorter than one step never exceeds the peak
+        start = spec.get("warmup_start", 0.0)
+        if start > 0:  # from start x peak at the first step to the peak at the end of the warm-up
+            return peak * (start + (1 - start) * step / warm)
         return peak * min(1.0, (step + 1) / warm)
     if spec["schedule"] == "step":
         epoch = step / steps_per_epoch

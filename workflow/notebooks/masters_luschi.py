@@ -139,7 +139,7 @@ sec.protocol([{"aspect": aspect, "paper": paper, "ours": ours} for aspect, paper
     ("metric", PROTOCOL["metric"], f"median test accuracy of the last {A.LAST_EPOCHS} epochs (one evaluation per epoch)"),
     ("normalisation", PROTOCOL["normalisation"], "BN / none; ghost BN over m_BN samples"),
     ("warm-up", PROTOCOL["warm-up"],
-     f"linear from eta/steps (not eta/32) over {block['warmup']['epochs']} epoch(s) for m = "
+     f"linear from eta x {block['warmup'].get('start', 0):g} over {block['warmup']['epochs']} epoch(s) for m = "
      f"{block['warmup']['batch_sizes']}"
      if block.get("warmup") else "none"),
     ("augmentation", PROTOCOL["augmentation"], spec.get("augment", "none")),
@@ -161,8 +161,8 @@ sec.caveats(
     f"paper's, trained on {int(sweep.steps_per_epoch.max() * sweep.m.min()):,} samples: the largest batch (m = "
     f"{int(largest.m)}) makes {int(largest.steps_per_epoch * spec['epochs'])} updates over the paper's "
     f"{spec['epochs']} epochs. No data augmentation (the paper reports runs with and without). The warm-up "
-    "ramps from eta/steps rather than from eta/32. Selection uses one seed per cell; every claim is decided on "
-    "separate test seeds. A selected learning rate at the edge of the grid, a grid that never reaches the "
+    f"starts from eta x {(block.get('warmup') or {}).get('start', 0):g} (the paper: eta/32). Selection uses one "
+    "seed per cell; every claim is decided on separate test seeds. A selected learning rate at the edge of the grid, a grid that never reaches the "
     "stability limit at some m, or a run of a claim's arm that diverged, did not learn or stopped at a cap makes "
     "the claims that depend on it inconclusive (their precondition).")
 sec.save(ctx.output.section)

@@ -96,13 +96,15 @@ def _check_ints(values, key: str) -> list[int]:
 
 
 def _spec(block: dict, net: dict, dataset: str, m: int, k: int, seed: int, norm: str, gbs: int | None = None,
-          warmup: float = 0.0) -> dict:
+          warmup: float = 0.0, warmup_start: float = 0.0) -> dict:
     spec = {**block["run"], **net, "dataset": dataset, "batch_size": m, "lr": 2.0 ** k, "lr_scaling": "linear",
             "base_batch": 1, "norm": norm, "seed": seed}
     if norm == "ghost":
         spec["ghost_batch_size"] = gbs
     if warmup:
         spec["warmup_epochs"] = warmup
+        if warmup_start:
+            spec["warmup_start"] = warmup_start
     return spec
 
 
@@ -168,7 +170,8 @@ def plan(block: dict, scale: dict) -> list[tuple[dict, dict]]:
                                 add({"part": "warmup", "dataset": ds, "net": net, "norm": norm, "m": m,
                                      "m_bn": m if norm == "batch" else 0, "lr_log2": k,
                                      "warmup_epochs": float(warm["epochs"])},
-                                    _spec(block, keys, ds, m, k, seed, norm, warmup=warm["epochs"]))
+                                    _spec(block, keys, ds, m, k, seed, norm, warmup=warm["epochs"],
+                                          warmup_start=warm.get("start", 0.0)))
 
     bn = block.get("bn_batch")
     if bn:
