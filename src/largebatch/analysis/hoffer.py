@@ -85,11 +85,12 @@ def run_fits(runs: pd.DataFrame, hist: pd.DataFrame, dist: dict) -> pd.DataFrame
     """``distance_fits`` of every run of the Fig. 2 network (``dist``: the ``distance`` block),
     one row per (panel, run): SB's run fits both panels (it is the same run before and after
     the adaptations), LB runs fit panel (a) "before", +RA runs panel (b) "after"; the other
-    arms and diverged runs are not fitted."""
+    arms and diverged runs are not fitted (a run that did not learn is fitted: its arm fails
+    the claims' precondition through ``stopping.arm_problems``, and the fit is still shown)."""
     fits = []
     for _, r in runs[runs.network == dist["network"]].iterrows():
         conds = {"SB": ["before", "after"], "LB": ["before"], "+RA": ["after"]}.get(r.arm, [])
-        if not conds or r.status != "ok":
+        if not conds or r.status == "diverged":
             continue
         h = hist[hist.run == r.run].sort_values("step")
         f = distance_fits(h, dist["log_points"], int(r.steps), dist["fit_min_step"])
