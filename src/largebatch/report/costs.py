@@ -20,19 +20,7 @@ import yaml
 
 from .. import paths
 from ..experiments import build_plan
-from .provenance import training_benchmarks
-
-
-def _record(path: str) -> tuple[float, float] | None:
-    """(wall s, CPU s) of one benchmark file, None when it is missing or unreadable."""
-    try:
-        df = pd.read_csv(path, sep="\t")
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return None
-    if not len(df) or "s" not in df:
-        return None
-    cpu = float(df["cpu_time"].iloc[0]) if "cpu_time" in df else float("nan")
-    return float(df["s"].iloc[0]), cpu
+from .provenance import benchmark_record as _record, training_benchmarks
 
 
 def section_costs(config: dict) -> pd.DataFrame:

@@ -69,13 +69,23 @@ def versions() -> dict[str, str]:
     return out
 
 
-def benchmark_seconds(path: str | os.PathLike) -> float | None:
-    """Wall-clock seconds of one Snakemake benchmark record (column ``s``); None if unreadable."""
+def benchmark_record(path: str | os.PathLike) -> tuple[float, float] | None:
+    """(wall s, CPU s) of one Snakemake benchmark record (columns ``s``, ``cpu_time``; CPU NaN
+    where absent); None if missing or unreadable."""
     try:
         df = pd.read_csv(path, sep="\t")
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
-    return float(df["s"].iloc[0]) if "s" in df and len(df) else None
+    if "s" not in df or not len(df):
+        return None
+    cpu = float(df["cpu_time"].iloc[0]) if "cpu_time" in df else float("nan")
+    return float(df["s"].iloc[0]), cpu
+
+
+def benchmark_seconds(path: str | os.PathLike) -> float | None:
+    """Wall-clock seconds of one Snakemake benchmark record (column ``s``); None if unreadable."""
+    rec = benchmark_record(path)
+    return None if rec is None else rec[0]
 
 
 def benchmark_summary(paths: list[str]) -> dict:
