@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from . import datapath, engine, floor, flops, orchestration, threads, vmap
+from . import convstack, datapath, engine, floor, flops, orchestration, threads, vmap
 from .common import Result, fmt, set_threads
 
 BENCHMARKS = {
@@ -28,6 +28,7 @@ BENCHMARKS = {
     "flops": flops.run,
     "vmap": vmap.run,
     "floor": floor.run,
+    "convstack": convstack.run,
     "threads": threads.run,
     "orchestration": orchestration.run,
 }

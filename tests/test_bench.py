@@ -36,4 +36,5 @@ def test_result_goal_logic():
     lower = Result("c", 12, 10, "s", 12.0, 10.0, higher_is_better=False, ratio_unit="s")
     assert not lower.passed and lower.goal_text == "<= 10 s"
     assert Result("d", 1, 1, "%", 60.0, 50.0, ratio_unit="%").goal_text == ">= 50%"
-    assert set(BENCHMARKS) == {"engine", "datapath", "flops", "vmap", "floor", "threads", "orchestration"}
+    assert set(BENCHMARKS) == {"engine", "datapath", "flops", "vmap", "floor", "convstack", "threads",
+                               "orchestration"}

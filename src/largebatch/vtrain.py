@@ -3,7 +3,8 @@
 Runs that differ only in learning rate, its schedule, seeds, stopping rules or initial
 weights (see ``FREE_KEYS``) share every tensor shape, so their parameters *and* buffers
 are stacked along a new leading dimension (``torch.func.stack_module_state``) and one
-``torch.func.vmap`` of ``functional_call`` computes all K forward passes; one backward
+forward computes all K (``stacked.Stack``: batched matmuls for MLPs, one grouped network for
+conv nets, ``torch.func.vmap`` of ``functional_call`` otherwise); one backward
 pass gives each run the gradient of its own loss (the runs' losses are summed, so their
 gradients do not mix).  BatchNorm in train mode works under vmap because its running
 statistics are stacked too; each run's statistics are updated from its own batch.
@@ -81,7 +82,9 @@ from .train import train_run
 #:   4 runs gain 1.2-1.4x;
 #: * 4 runs of the width-16 conv net: 1.06-1.5x at batch 32, 0.9x at 128;
 #: * 52 runs of the ResNet-8-style 1-D net (width 8, BatchNorm) at batch 2: 2.9 ms per run-step
-#:   stacked against ~8 ms one run at a time (2.7x; Masters & Luschi's grid, issue 17).
+#:   stacked against ~8 ms one run at a time (2.7x; Masters & Luschi's grid, issue 17), with
+#:   the vmap forward; the grouped forward (``stacked.grouped_losses``) is 1.35-1.55x faster
+#:   again (``make bench``, rows "grouped conv stack vs vmap").
 MAX_BATCH = {"mlp": 256, "shallow_conv": 32, "resnet": 32}
 MAX_STEP_FLOPS = 32e6
 MIN_GROUP = 3
