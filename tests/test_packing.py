@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from largebatch.packing import STACK_SPEEDUP, main, pack_runs, run_cost, train_rule
+from largebatch.packing import main, pack_runs, run_cost, stack_speedup, stacks, train_rule
 from largebatch.spec import group_key, normalize, run_id
 
 
@@ -27,10 +27,10 @@ def test_runs_that_stack_share_a_pack_and_cheap_groups_merge():
     owners = {r: "p" for r in runs}
     packs = pack_runs(owners, runs, job_seconds=1e6, cost=lambda s: 1.0)
     assert list(packs) == ["p-00"] and packs["p-00"] == list(runs)  # everything fits one job, in plan order
-    packs = pack_runs(owners, runs, job_seconds=3.0, cost=lambda s: 1.0)
-    # two stack groups of 6 runs at 1 s each (3 s stacked, STACK_SPEEDUP): one job per group,
-    # every job all of one stack key
-    assert len(packs) == 2
+    packs = pack_runs(owners, runs, job_seconds=2.0, cost=lambda s: 1.0)
+    # two stack groups of 6 runs at 1 s each (1.5 s stacked: stack_speedup(6) = 4): one job per
+    # group (together 3 s, over the target), every job all of one stack key
+    assert stack_speedup(6) == pytest.approx(4.0) and len(packs) == 2
     for ids in packs.values():
         assert len({group_key(runs[r]) for r in ids}) == 1 and len(ids) == 6
 
@@ -39,16 +39,35 @@ def test_a_group_longer_than_the_target_is_split_and_a_long_run_trains_alone():
     runs = _runs(_sweep(seeds=range(8), batches=(32,)))
     owners = {r: "p" for r in runs}
     packs = pack_runs(owners, runs, job_seconds=1.0, cost=lambda s: 1.0)
-    # 8 runs of one stack at 1 s each: 4 s stacked (STACK_SPEEDUP 2), over 1.5x -> 4 jobs of 2 runs
-    assert STACK_SPEEDUP == 2.0 and [len(ids) for ids in packs.values()] == [2, 2, 2, 2]
+    # 8 runs of one stack at 1 s each: 1.7 s stacked (stack_speedup(8) = 8 / 1.7), over 1.5x the
+    # target -> the fewest parts under it: 2 stacks of 4 (1.3 s each)
+    assert stack_speedup(8) == pytest.approx(8 / 1.7) and [len(ids) for ids in packs.values()] == [4, 4]
     # runs estimated longer than the target are each their own job: no pack at all
     assert pack_runs(owners, runs, job_seconds=2.0, cost=lambda s: 5.0) == {}
     # a group up to 1.5x the target stays whole (its stack keeps its size)
-    assert list(pack_runs(owners, runs, job_seconds=3.0, cost=lambda s: 1.0).values()) == [list(runs)]
+    assert list(pack_runs(owners, runs, job_seconds=1.2, cost=lambda s: 1.0).values()) == [list(runs)]
     # runs that cannot stack (dropout) count their full cost
     drop = _runs([{**s, "dropout": 0.1} for s in _sweep(seeds=range(8), batches=(32,))])
     assert [len(v) for v in pack_runs({r: "p" for r in drop}, drop, 2.0, lambda s: 1.0).values()] == [2, 2, 2, 2]
+    # nor do runs whose batch vtrain does not stack (a 1-D conv net over 32 samples a step)
+    conv = _runs([{**s, "model": "shallow_conv", "batch_size": 64} for s in _sweep(seeds=range(8), batches=(32,))])
+    assert [len(v) for v in pack_runs({r: "p" for r in conv}, conv, 2.0, lambda s: 1.0).values()] == [3, 3, 2]
     assert pack_runs(owners, runs, job_seconds=0, cost=lambda s: 1.0) == {}
+
+
+def test_the_stack_rule_is_vtrains():
+    # packing decides without torch what vtrain.prefer_vectorised decides with it
+    from largebatch.vtrain import prefer_vectorised
+
+    for keys in ({"model": "mlp", "width": 32, "depth": 2, "batch_size": 8},
+                 {"model": "mlp", "width": 128, "depth": 3, "batch_size": 1024},
+                 {"model": "mlp", "width": 32, "depth": 2, "batch_size": 8, "dropout": 0.1},
+                 {"model": "resnet", "width": 8, "depth": 8, "batch_size": 32},
+                 {"model": "resnet", "width": 8, "depth": 8, "batch_size": 64},
+                 {"model": "shallow_conv", "width": 8, "batch_size": 2}, {"model": "vgg", "width": 8, "batch_size": 2}):
+        spec = normalize({**keys, "epochs": 1})
+        for k in (2, 3, 52):
+            assert stacks(spec, k) == prefer_vectorised(spec, k), (keys, k)
 
 
 def test_a_run_never_shares_a_pack_with_the_run_it_starts_from():

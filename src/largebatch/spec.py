@@ -212,6 +212,16 @@ def vectorisable(spec: dict) -> str | None:
     return None
 
 
+#: The rule ``vtrain.prefer_vectorised`` follows (and the packing policy expects): a group of at
+#: least STACK_MIN_GROUP runs stacks when its network is in STACK_MAX_BATCH, a step sees at most
+#: STACK_MAX_BATCH[model] samples and, for an MLP, costs at most STACK_MAX_STEP_FLOPS (about
+#: 6 x samples x parameters). Measurements behind the numbers: ``vtrain``. Here, torch-free, so
+#: the plan (``packing``) can read them without importing torch.
+STACK_MAX_BATCH = {"mlp": 256, "shallow_conv": 32, "resnet": 32}
+STACK_MAX_STEP_FLOPS = 32e6
+STACK_MIN_GROUP = 3
+
+
 #: Keys added after runs were first published: hashed only when they differ from their default, so
 #: the ids (and finished results) of every run that does not use them stay what they were.
 HASH_IF_SET = frozenset({"warmup_start"})

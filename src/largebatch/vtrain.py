@@ -62,7 +62,8 @@ from .data import Dataset
 from .models import build_model
 from .runsetup import CheckpointTimer, RunSetup
 # which runs may stack is the spec's business (spec.FREE_KEYS); importable from here as before
-from .spec import FREE_KEYS, group_key, normalize, run_id, vectorisable  # noqa: F401
+from .spec import (FREE_KEYS, STACK_MAX_BATCH, STACK_MAX_STEP_FLOPS, STACK_MIN_GROUP, group_key,  # noqa: F401
+                   normalize, run_id, vectorisable)
 from .stacked import Hyper, Stack, fill_optimizer
 from .train import train_run
 
@@ -85,9 +86,7 @@ from .train import train_run
 #:   stacked against ~8 ms one run at a time (2.7x; Masters & Luschi's grid, issue 17), with
 #:   the vmap forward; the grouped forward (``stacked.grouped_losses``) is 1.35-1.55x faster
 #:   again (``make bench``, rows "grouped conv stack vs vmap").
-MAX_BATCH = {"mlp": 256, "shallow_conv": 32, "resnet": 32}
-MAX_STEP_FLOPS = 32e6
-MIN_GROUP = 3
+MAX_BATCH, MAX_STEP_FLOPS, MIN_GROUP = STACK_MAX_BATCH, STACK_MAX_STEP_FLOPS, STACK_MIN_GROUP  # spec.py holds them
 
 
 def step_flops(spec: dict, input_shape: Sequence[int], num_classes: int = 10) -> float:

@@ -16,7 +16,7 @@ import copy
 from dataclasses import dataclass, field
 
 from .. import paths
-from ..packing import pack_runs, run_cost
+from ..packing import pack_runs, run_cost, stacks
 from ..spec import SpecError, normalize, run_id
 from . import baseline, batch_augmentation, golmant, hoffer, keskar, masters_luschi, swap
 from .base import ConfigError, Job, Output, Paper, View, dataset_sizes, seeds_of, train_size
@@ -144,6 +144,12 @@ def packing_cost(scale: dict):
     return lambda spec: run_cost(spec, sizes[spec["dataset"]], kinds[spec["dataset"]])
 
 
+def packing_stack_rule(scale: dict):
+    """Whether k runs like a spec stack (``packing.stacks``), for this scale's datasets."""
+    kinds = {name: cfg.get("kind", name) for name, cfg in scale["datasets"].items()}
+    return lambda spec, k: stacks(spec, k, kinds[spec["dataset"]])
+
+
 def section_io(decl: Paper, view: View) -> Job:
     """The section rule of a paper: its notebook's inputs, outputs and params."""
     ids = view.ids
@@ -175,7 +181,7 @@ def build_plan(config: dict) -> Plan:
             owners.setdefault(row["run"], key)
     job_seconds = (config.get("packing") or {}).get("job_seconds", 0)
     packable = {r: k for r, k in owners.items() if PAPERS[k].packable}
-    packs = pack_runs(packable, runs, job_seconds, packing_cost(scale))
+    packs = pack_runs(packable, runs, job_seconds, packing_cost(scale), packing_stack_rule(scale))
     plan = Plan(config["scale"], scale, runs, tables, packs)
     names: dict[str, str] = {}
     for key in tables:
