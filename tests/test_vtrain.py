@@ -182,10 +182,14 @@ def test_killed_pack_resumes_and_finished_runs_are_rebuilt_without_training(tiny
     assert all((d / "checkpoint.pt").exists() and not (d / "metrics.json").exists() for d in dirs)
     logs = []
     res = train_many(specs, {"mnist1d": tiny_data}, dirs, checkpoint_every_s=60, log=logs.append)
-    assert sum(line.startswith("resumed") for line in logs) == 3  # train_run picked up each checkpoint
-    for i in range(3):
+    assert sum(line.startswith("resumed") for line in logs) == 3  # each checkpoint picked up
+    # as one stack, from the last checkpoint (written after step 19: the kill came before step 20's)
+    assert any("stack of 3 runs" in line and "resumed at step 19" in line for line in logs)
+    for i in range(3):  # with the numbers of the uninterrupted stack
         assert res[i]["steps"] == ref[i]["steps"]
-        assert res[i]["test_loss"] == pytest.approx(ref[i]["test_loss"], abs=1e-5)
+        assert res[i]["test_loss"] == pytest.approx(ref[i]["test_loss"], abs=1e-6)
+        pd.testing.assert_frame_equal(history(dirs[i]), history(tmp_path / "ref" / f"v{i}"), check_exact=False,
+                                      atol=1e-6, rtol=0)
         assert (dirs[i] / "checkpoint.pt").exists()  # final checkpoint kept for rebuilds
     # the job dies later; Snakemake deletes the outputs of the failed job; a rerun rebuilds them
     for d in dirs:
@@ -197,6 +201,31 @@ def test_killed_pack_resumes_and_finished_runs_are_rebuilt_without_training(tiny
         assert {k: v for k, v in a.items() if k not in ("wall_s", "steps_per_s")} == \
                {k: v for k, v in b.items() if k not in ("wall_s", "steps_per_s")}
     assert sum(f"at step {3 * 15}/{3 * 15}" in line for line in logs if line.startswith("resumed")) == 3
+
+
+def test_checkpoints_of_different_steps_resume_one_by_one(tiny_data, tmp_path):
+    base = {**BASE, "epochs": 3, "optimizer": "adam", "lr": 0.01}
+    specs = [{**base, "seed": s} for s in range(4)]
+    dirs = [tmp_path / f"r{i}" for i in range(4)]
+    ref = stacked(specs, tiny_data, tmp_path / "ref")
+
+    def kill_at(step):
+        if step == 12:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_group(specs[:3], tiny_data, dirs[:3], checkpoint_every_s=0.0, on_step=kill_at, log=lambda s: None)
+    with pytest.raises(Interrupt):  # the fourth run got further alone
+        train_run(specs[3], tiny_data, dirs[3], checkpoint_every_s=0.0, on_step=lambda st: kill_at(st - 5),
+                  log=lambda s: None)
+    logs = []
+    res = train_many(specs, {"mnist1d": tiny_data}, dirs, checkpoint_every_s=60, log=logs.append)
+    assert any("stack of 3 runs" in line and "resumed at step 11" in line for line in logs)
+    assert sum(line.startswith("resumed") and "at step 16/" in line for line in logs) == 1  # train_run
+    for i in range(3):  # Adam's moments came back into the stack: the uninterrupted stack's numbers
+        pd.testing.assert_frame_equal(history(dirs[i]), history(tmp_path / "ref" / f"v{i}"), check_exact=False,
+                                      atol=1e-6, rtol=0)
+    assert all(r["steps"] == ref[0]["steps"] for r in res)
 
 
 def test_pack_plan_stacks_only_where_the_rule_says():

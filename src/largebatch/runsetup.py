@@ -76,6 +76,22 @@ class CheckpointTimer:
         self.last = time.perf_counter()
 
 
+def total_steps(spec: dict, n_train: int) -> int:
+    """The training budget of a (normalised) run spec in steps, on ``n_train`` samples."""
+    if spec["steps"] is not None:
+        return spec["steps"]
+    return max(1, int(round(spec["epochs"] * (n_train // spec["batch_size"]))))
+
+
+def checkpoint_state(path: str | os.PathLike) -> dict | None:
+    """The step-loop state saved in a checkpoint (step, stop_reason, ...), or None if it cannot
+    be read (``RunSetup.resume`` then says what is wrong)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["state"]
+    except Exception:
+        return None
+
+
 class RunSetup:
     """One run: what it needs before its first step, built as ``train_run`` always has (the
     budget, then, in this order of random draws, the model from ``torch.manual_seed(seed)``
@@ -96,8 +112,7 @@ class RunSetup:
         if B > n:
             raise ValueError(f"run {rid}: batch_size = {B} is larger than the training set ({n} samples)")
         self.steps_per_epoch = n // B
-        self.total = spec["steps"] if spec["steps"] is not None else max(
-            1, int(round(spec["epochs"] * self.steps_per_epoch)))
+        self.total = total_steps(spec, n)
         self.evals = eval_steps(self.total, spec["eval_every"] or self.steps_per_epoch, spec["log_points"])
 
         torch.manual_seed(spec["seed"])

@@ -316,6 +316,19 @@ class Stack:
         p.addcmul_(g, self.spread([-lr for lr in lrs]))  # = add_(g, alpha=-lr), same rounding
 
 
+def optimizer_tensors(opt: torch.optim.Optimizer, model: nn.Module) -> dict:
+    """A torch optimiser's state tensors keyed like ``Stack.load_into``'s: {"exp_avg": {name:
+    tensor}, ...} (the inverse of ``fill_optimizer``; empty for plain SGD)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    out: dict[str, dict] = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if key in ("exp_avg", "exp_avg_sq", "momentum_buffer") and value is not None:
+                    out.setdefault(key, {})[names[id(p)]] = value
+    return out
+
+
 def fill_optimizer(opt: torch.optim.Optimizer, model: nn.Module, tensors: dict, step: int) -> None:
     """Put a run's optimiser tensors (``Stack.load_into``) into a real torch optimiser, as
     torch.optim would hold them after ``step`` steps (for a ``train_run`` checkpoint)."""

@@ -60,11 +60,11 @@ import torch
 
 from .data import Dataset
 from .models import build_model
-from .runsetup import CheckpointTimer, RunSetup
+from .runsetup import CheckpointTimer, RunSetup, checkpoint_state, total_steps
 # which runs may stack is the spec's business (spec.FREE_KEYS); importable from here as before
 from .spec import (FREE_KEYS, STACK_MAX_BATCH, STACK_MAX_STEP_FLOPS, STACK_MIN_GROUP, group_key,  # noqa: F401
                    normalize, run_id, vectorisable)
-from .stacked import Hyper, Stack, fill_optimizer
+from .stacked import Hyper, Stack, fill_optimizer, optimizer_tensors
 from .train import train_run
 
 #: The rule ``train_many`` follows (measured with ``python -m benchmarks``; see README,
@@ -138,8 +138,18 @@ class _Run(RunSetup):
         super().__init__(spec, data, out_dir, device, init_state)
         self.torch_rng = torch.get_rng_state()
         self._stack_clock = clock
+        self._before = 0.0  # wall seconds of earlier attempts (a resumed checkpoint's)
         self.stack: Stack | None = None
         self.row = 0
+
+    def resume_stacked(self) -> torch.Tensor:
+        """Load this run's mid-training checkpoint (``RunSetup.resume``); returns its pending losses."""
+        pending = self.resume()
+        if pending is None:
+            raise ValueError(f"train_group(resume=True): run {self.rid} has no usable checkpoint")
+        self.torch_rng = torch.get_rng_state()
+        self._before = self.state["elapsed"]
+        return pending.reshape(())
 
     def sync(self, optimizer: bool = False) -> None:
         opt_tensors = self.stack.load_into(self.row, self.model)
@@ -147,7 +157,7 @@ class _Run(RunSetup):
             fill_optimizer(self.opt, self.model, opt_tensors, self.step)
 
     def wall(self) -> float:
-        return self._stack_clock()
+        return self._before + self._stack_clock()
 
     def rng_state(self) -> torch.Tensor:
         return self.torch_rng
@@ -165,12 +175,16 @@ def train_group(
     on_step: Callable[[int], None] | None = None,
     keep_checkpoint: bool = False,
     min_stack: int = 2,
+    resume: bool = False,
 ) -> list[dict]:
     """Train runs of one stack (equal ``group_key``) together; returns their metrics in order.
 
     Each run gets exactly the files ``train_run`` writes, as soon as it finishes.  When runs
     stop early and fewer than ``min_stack`` are left, a stack no longer pays: the rest are
-    checkpointed and handed to ``train_run``, which resumes each of them."""
+    checkpointed and handed to ``train_run``, which resumes each of them.  With ``resume``
+    every run goes on from its mid-training checkpoint, all at the same step (as one stack
+    writes them): an interrupted stack resumes as a stack, with the numbers it would have
+    given uninterrupted."""
     device = torch.device(device)
     if not specs:
         return []
@@ -206,18 +220,28 @@ def train_group(
             r.stack, r.row = stack, row
         return stack
 
-    live[:] = runs
-    stack = restack(live, None)
-    loss_acc = torch.zeros(len(runs), device=device)
-    results: list[dict | None] = [None] * len(runs)
     for r in runs:  # each run logs its progress line after each evaluation; rate and ETA are the stack's
         r.log = log
-        r.begin()
-    log(f"stack of {len(runs)} runs ({r0.spec['model']}, batch {B}, {total} steps): "
-        + ", ".join(r.rid for r in runs))
-    timer = CheckpointTimer(checkpoint_every_s)
-    perms: torch.Tensor | None = None
+    loss_acc = torch.zeros(len(runs), device=device)
+    opt_states = None
     step = 0
+    if resume:
+        loss_acc = torch.stack([r.resume_stacked() for r in runs]).to(device)
+        steps = {r.step for r in runs}
+        if len(steps) > 1 or any(r.stopped or r.state["perm"] is None for r in runs):
+            raise ValueError("train_group(resume=True): the checkpoints are not of one stack mid-training "
+                             f"(steps {sorted(steps)}); resume them one by one with train_run")
+        step = steps.pop()
+        opt_states = [optimizer_tensors(r.opt, r.model) for r in runs]
+    live[:] = runs
+    stack = restack(live, opt_states)
+    results: list[dict | None] = [None] * len(runs)
+    for r in runs:
+        r.begin()
+    log(f"stack of {len(runs)} runs ({r0.spec['model']}, batch {B}, {total} steps"
+        + (f", resumed at step {step}" if resume else "") + "): " + ", ".join(r.rid for r in runs))
+    timer = CheckpointTimer(checkpoint_every_s)
+    perms: torch.Tensor | None = torch.stack([r.state["perm"] for r in runs]) if resume else None
     while step < total and live:
         if live[0].epoch_ends():  # the runs share n and B: their epochs end together
             perms = torch.stack([r.new_epoch() for r in live])
@@ -308,20 +332,37 @@ def train_many(
     init_states = list(init_states) if init_states is not None else [None] * len(specs)
     results: list[dict | None] = [None] * len(specs)
     stackable = autocast == "none" and not channels_last
-    fresh = [i for i in range(len(specs))
-             if stackable and not (Path(out_dirs[i]) / "checkpoint.pt").exists()]
-    groups = [[fresh[j] for j in grp]
-              for grp in plan_groups([specs[i] for i in fresh], lambda name: get(name).input_shape, rule)]
-    groups += [[i] for i in range(len(specs)) if i not in set(fresh)]
-    n_stacked = sum(len(g) for g in groups if len(g) > 1)
-    log(f"pack of {len(specs)} runs: {n_stacked} in {sum(len(g) > 1 for g in groups)} vectorised stack(s), "
+    shape_of = lambda name: get(name).input_shape  # noqa: E731
+    # runs with a checkpoint: mid-training ones of one stack (equal group_key and step) resume as
+    # a stack; finished ones (their outputs are rebuilt) and the rest go to train_run
+    fresh, at_step = [], {}
+    for i in range(len(specs)):
+        path = Path(out_dirs[i]) / "checkpoint.pt"
+        if not stackable:
+            continue
+        if not path.exists():
+            fresh.append(i)
+            continue
+        state = checkpoint_state(path)
+        s = normalize(specs[i])
+        if (state is not None and state.get("stop_reason") is None and state.get("perm") is not None
+                and state.get("step", 0) < total_steps(s, get(s["dataset"]).n_train)):
+            at_step.setdefault(state["step"], []).append(i)
+    groups = [([fresh[j] for j in grp], False)
+              for grp in plan_groups([specs[i] for i in fresh], shape_of, rule)]
+    for ids in at_step.values():
+        groups += [([ids[j] for j in grp], True) for grp in plan_groups([specs[i] for i in ids], shape_of, rule)]
+    placed = {i for grp, _ in groups for i in grp}
+    groups += [([i], True) for i in range(len(specs)) if i not in placed]
+    n_stacked = sum(len(g) for g, _ in groups if len(g) > 1)
+    log(f"pack of {len(specs)} runs: {n_stacked} in {sum(len(g) > 1 for g, _ in groups)} vectorised stack(s), "
         f"{len(specs) - n_stacked} one after another ({len(specs) - len(fresh)} resumed from checkpoints)")
-    for grp in groups:
+    for grp, resumed in sorted(groups, key=lambda t: t[0][0]):
         name = normalize(specs[grp[0]])["dataset"]
         if len(grp) > 1:  # one stack (equal group_key, so one dataset)
             out = train_group([specs[i] for i in grp], get(name), [out_dirs[i] for i in grp], device=device,
                               init_states=[init_states[i] for i in grp], checkpoint_every_s=checkpoint_every_s,
-                              log=log, keep_checkpoint=keep_checkpoint, min_stack=MIN_GROUP)
+                              log=log, keep_checkpoint=keep_checkpoint, min_stack=MIN_GROUP, resume=resumed)
             for i, m in zip(grp, out):
                 results[i] = m
         else:
