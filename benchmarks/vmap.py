@@ -28,12 +28,17 @@ from .engine import EVAL_SAMPLES, calibrate
 MLP128 = {"model": "mlp", "width": 128, "depth": 3, "optimizer": "adam", "lr": 1e-3}
 CONV16 = {"model": "shallow_conv", "width": 16, "depth": 3, "optimizer": "adam", "lr": 1e-3}
 MLP32 = {"model": "mlp", "width": 32, "depth": 2, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9}
+# Masters & Luschi's 1-D nets (plain SGD, width 8): ResNet-8 and the AlexNet-style net
+RES8 = {"model": "resnet", "width": 8, "depth": 8, "optimizer": "sgd", "lr": 0.01, "weight_decay": 5e-4}
+ALEX8 = {"model": "shallow_conv", "width": 8, "optimizer": "sgd", "lr": 0.01, "weight_decay": 5e-4}
 CONFIGS = [
     ("mlp128", MLP128, 32, 2), ("mlp128", MLP128, 32, 3), ("mlp128", MLP128, 32, 8), ("mlp128", MLP128, 64, 3),
     ("mlp128", MLP128, 64, 8), ("mlp128", MLP128, 128, 8), ("mlp128", MLP128, 256, 8), ("mlp128", MLP128, 1024, 4),
     ("conv16", CONV16, 32, 4), ("conv16", CONV16, 128, 4),
     ("mlp32", MLP32, 64, 3), ("mlp32", MLP32, 2, 18), ("mlp32", MLP32, 8, 18), ("mlp32", MLP32, 64, 18),
     ("mlp32", MLP32, 256, 18), ("mlp32", MLP32, 1024, 18),
+    ("resnet8", RES8, 2, 13), ("resnet8", RES8, 32, 13), ("resnet8", RES8, 128, 13), ("resnet8", RES8, 512, 13),
+    ("alexnet8", ALEX8, 32, 13), ("alexnet8", ALEX8, 128, 13), ("alexnet8", ALEX8, 512, 13),
 ]
 
 

@@ -49,8 +49,8 @@ def test_a_group_longer_than_the_target_is_split_and_a_long_run_trains_alone():
     # runs that cannot stack (dropout) count their full cost
     drop = _runs([{**s, "dropout": 0.1} for s in _sweep(seeds=range(8), batches=(32,))])
     assert [len(v) for v in pack_runs({r: "p" for r in drop}, drop, 2.0, lambda s: 1.0).values()] == [2, 2, 2, 2]
-    # nor do runs whose batch vtrain does not stack (a 1-D conv net over 32 samples a step)
-    conv = _runs([{**s, "model": "shallow_conv", "batch_size": 64} for s in _sweep(seeds=range(8), batches=(32,))])
+    # nor do runs whose batch vtrain does not stack (a 1-D conv net over 128 samples a step)
+    conv = _runs([{**s, "model": "shallow_conv", "batch_size": 256} for s in _sweep(seeds=range(8), batches=(32,))])
     assert [len(v) for v in pack_runs({r: "p" for r in conv}, conv, 2.0, lambda s: 1.0).values()] == [3, 3, 2]
     assert pack_runs(owners, runs, job_seconds=0, cost=lambda s: 1.0) == {}
 

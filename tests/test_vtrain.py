@@ -88,12 +88,12 @@ def test_ghost_batch_norm_stack_matches_sequential_runs(tiny_data, tmp_path):
 
 
 def test_resnet_batch_norm_stack_matches_sequential_runs(tiny_data, tmp_path):
-    """The 1-D ResNet (residual blocks, BatchNorm) stacks under vmap: the same curves and
-    weights, running statistics included, as one run at a time (Masters & Luschi's grid)."""
+    """The 1-D ResNet (residual blocks, BatchNorm) stacks (as one grouped network): the same
+    curves and weights, running statistics included, as one run at a time (Masters & Luschi's grid)."""
     base = {"model": "resnet", "depth": 8, "width": 4, "norm": "batch", "batch_size": 8, "epochs": 1,
             "optimizer": "sgd", "lr": 0.02, "momentum": 0.0, "weight_decay": 1e-4}
     specs = [{**base, "seed": 0}, {**base, "seed": 1, "lr": 0.05}, {**base, "seed": 2}]
-    assert prefer_vectorised(specs[0], 3) and not prefer_vectorised({**specs[0], "batch_size": 64}, 3)
+    assert prefer_vectorised(specs[0], 3) and not prefer_vectorised({**specs[0], "batch_size": 256}, 3)
     sequential(specs, tiny_data, tmp_path)
     stacked(specs, tiny_data, tmp_path)
     for i in range(3):
@@ -235,7 +235,7 @@ def test_pack_plan_stacks_only_where_the_rule_says():
         [{**mlp, "seed": k, "lr": lr} for k, lr in enumerate(lrs)]  # 0-3: one stack
         + [{**mlp, "seed": k, "dropout": 0.1, "lr": lr} for k, lr in enumerate(lrs)]  # 4-7: dropout
         + [{**mlp, "width": 128, "depth": 3, "batch_size": 256, "lr": lr} for lr in lrs]  # 8-11: step too costly
-        + [{**mlp, "model": "shallow_conv", "width": 4, "batch_size": 64, "lr": lr} for lr in lrs]  # 12-15
+        + [{**mlp, "model": "shallow_conv", "width": 4, "batch_size": 256, "lr": lr} for lr in lrs]  # 12-15
         + [{**mlp, "width": 32, "seed": k} for k in range(2)]  # 16-17: too few for a stack
         + [{**mlp, "seed": 9, "schedule": "cosine", "warmup_epochs": 1.0}]  # 18: joins the first stack
     )
@@ -245,7 +245,7 @@ def test_pack_plan_stacks_only_where_the_rule_says():
     assert sorted(i for g in groups for i in g) == list(range(len(specs)))
     assert prefer_vectorised(specs[0], 3) and not prefer_vectorised(specs[0], 2)
     assert step_flops(specs[8], (1, 40)) > MAX_STEP_FLOPS > step_flops(specs[0], (1, 40))
-    assert prefer_vectorised({**specs[12], "batch_size": 32}, 4)  # small conv steps do stack
+    assert prefer_vectorised({**specs[12], "batch_size": 128}, 4)  # conv steps up to 128 samples do stack
     everything = plan_groups(specs, rule=lambda s, n, shape: True)  # a rule may stack more, never dropout
     assert [8, 9, 10, 11] in everything and [16, 17] in everything and [4] in everything
 

@@ -217,7 +217,7 @@ def vectorisable(spec: dict) -> str | None:
 #: STACK_MAX_BATCH[model] samples and, for an MLP, costs at most STACK_MAX_STEP_FLOPS (about
 #: 6 x samples x parameters). Measurements behind the numbers: ``vtrain``. Here, torch-free, so
 #: the plan (``packing``) can read them without importing torch.
-STACK_MAX_BATCH = {"mlp": 256, "shallow_conv": 32, "resnet": 32}
+STACK_MAX_BATCH = {"mlp": 256, "shallow_conv": 128, "resnet": 128}  # conv nets: 32 before the grouped forward
 STACK_MAX_STEP_FLOPS = 32e6
 STACK_MIN_GROUP = 3
 

@@ -85,7 +85,10 @@ from .train import train_run
 #: * 52 runs of the ResNet-8-style 1-D net (width 8, BatchNorm) at batch 2: 2.9 ms per run-step
 #:   stacked against ~8 ms one run at a time (2.7x; Masters & Luschi's grid, issue 17), with
 #:   the vmap forward; the grouped forward (``stacked.grouped_losses``) is 1.35-1.55x faster
-#:   again (``make bench``, rows "grouped conv stack vs vmap").
+#:   again (``make bench``, rows "grouped conv stack vs vmap");
+#: * with the grouped forward, 13 runs of a width-8 1-D net (Masters & Luschi's): ResNet-8 13.7x
+#:   at batch 2, 2.25x at 32, 1.32x at 128, 1.04x at 512; AlexNet-style 3.65x at 32, 1.46x at 128,
+#:   0.72x at 512; 4 runs of the width-16 conv net 1.70x at 32, 1.39x at 128 (conv nets: batch <= 128).
 MAX_BATCH, MAX_STEP_FLOPS, MIN_GROUP = STACK_MAX_BATCH, STACK_MAX_STEP_FLOPS, STACK_MIN_GROUP  # spec.py holds them
 
 
