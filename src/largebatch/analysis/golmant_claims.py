@@ -173,74 +173,68 @@ def g3(R: Results) -> list[dict]:
         paper=PUBLISHED["G3"][0], paper_source=PUBLISHED["G3"][1], **_pre(R, elig_text(R), ok and bool(med), arms))]
 
 
-def g4(R: Results) -> list[dict]:
-    """G4: complexity matters more than size (the variants' strategy, train loss, per seed); no
-    row without the easy, hard and small variants."""
+def _vs_size_effect(R: Results, cid: str, claim: str, roles: tuple[str, ...], pair: tuple[str, str], effect: str,
+                    labels: dict[str, str], where: str, pair_on: str, eligible_on: str) -> dict:
+    """G4 / G5: the effect of ``pair`` (|log2 B*(a) - log2 B*(b)|) against the data-size effect
+    |log2 B*(standard) - log2 B*(small)|, per seed (the variants' strategy, train-loss thresholds
+    eligible on every role of ``roles``); ``labels[role]`` names each role's B* in the text, and
+    ``where`` / ``pair_on`` / ``eligible_on`` complete its sentences."""
     S, C = R.setup, R.setup.claims
-    if not {"easy", "hard", "small"} <= set(S.roles):
-        return []
-    pv = R.per_seed[(R.per_seed.strategy == S.var_strat) & (R.per_seed.metric == "train_loss")].copy()
-    common = [f for f in S.fracs if all(R.elig((r, "train_loss", f)) for r in ("easy", "hard", "standard", "small"))]
-    ok = bool(common)
-    pv = pv[pv.frac.isin(common or S.fracs)]
-    w = pv.assign(l2=np.log2(pv.b_crit)).pivot_table(index="seed", columns="data", values="l2", aggfunc="mean").reindex(
-        columns=["easy", "hard", "standard", "small"])
-    d_c, d_s = (w["hard"] - w["easy"]).abs(), (w["standard"] - w["small"]).abs()
-    g = R.summary[(R.summary.strategy == S.var_strat) & (R.summary.metric == "train_loss")]
-    bs = {r: " / ".join(fmt_b(x, lb) for x, lb in zip(g[g.data == r].sort_values("frac").b_crit,
-                                                      g[g.data == r].sort_values("frac").lower_bound))
-          for r in ("easy", "standard", "hard", "small")}
-    return [claim_row(
-        "G4", "The critical batch depends more on data complexity than on the size of the dataset.",
-        f"per seed: |log2 B*(hard) - log2 B*(easy)| vs |log2 B*(standard) - log2 B*(small)| ({S.var_strat.upper()}, "
-        "train-loss thresholds eligible on all four data sets)",
-        decide(d_c, d_s, "greater", C["G4"]["margin"]),
-        rule=f"one-sided Welch over seeds (complexity effect larger); against: smaller, or equal within "
-             f"±{C['G4']['margin']:g} octave",
-        ours=(f"complexity effect {describe(d_c, 2)} vs size effect {describe(d_s, 2)} octaves; B* per threshold "
-              f"(seed-mean curves): easy {bs['easy']}; standard {bs['standard']}; hard {bs['hard']}; small "
-              f"({S.sizes[S.dname['small']]:,} train) {bs['small']}"),
-        paper=PUBLISHED["G4"][0], paper_source=PUBLISHED["G4"][1],
-        **_pre(R, ("train-loss thresholds q = " + ", ".join(f"{f:g}" for f in common) + " are below "
-                   f"{S.maxf:g} x chance on all four data sets") if ok else
-               f"no train-loss threshold is below {S.maxf:g} x the chance loss on all four data sets", ok,
-               {f"{r} {S.var_strat}": arm_runs(R, r, S.var_strat) for r in ("easy", "hard", "standard", "small")}))]
-
-
-def g5(R: Results) -> list[dict]:
-    """G5: the critical batch depends more on the architecture (the ``arch`` role: a second
-    network on the standard data) than on the size of the data set (``small``); no row without
-    both roles."""
-    S, C = R.setup, R.setup.claims
-    if not {"arch", "small"} <= set(S.roles):
-        return []
-    roles = ("arch", "standard", "small")
     pv = R.per_seed[(R.per_seed.strategy == S.var_strat) & (R.per_seed.metric == "train_loss")].copy()
     common = [f for f in S.fracs if all(R.elig((r, "train_loss", f)) for r in roles)]
     ok = bool(common)
     pv = pv[pv.frac.isin(common or S.fracs)]
     w = pv.assign(l2=np.log2(pv.b_crit)).pivot_table(index="seed", columns="data", values="l2", aggfunc="mean").reindex(
         columns=list(roles))
-    d_a, d_s = (w["arch"] - w["standard"]).abs(), (w["standard"] - w["small"]).abs()
+    d_e, d_s = (w[pair[0]] - w[pair[1]]).abs(), (w["standard"] - w["small"]).abs()
     g = R.summary[(R.summary.strategy == S.var_strat) & (R.summary.metric == "train_loss")]
     bs = {r: " / ".join(fmt_b(x, lb) for x, lb in zip(g[g.data == r].sort_values("frac").b_crit,
                                                       g[g.data == r].sort_values("frac").lower_bound)) for r in roles}
-    model = {r: S.block["datasets"][r].get("run", {}).get("model", S.block["run"]["model"]) for r in roles}
-    return [claim_row(
-        "G5", "The critical batch depends more on the model architecture than on the size of the dataset.",
-        f"per seed: |log2 B*({model['arch']}) - log2 B*({model['standard']})| on the standard data vs "
-        f"|log2 B*(standard) - log2 B*(small)| ({S.var_strat.upper()}, train-loss thresholds eligible on all three)",
-        decide(d_a, d_s, "greater", C["G5"]["margin"]),
-        rule=f"one-sided Welch over seeds (architecture effect larger); against: smaller, or equal within "
-             f"±{C['G5']['margin']:g} octave",
-        ours=(f"architecture effect {describe(d_a, 2)} vs size effect {describe(d_s, 2)} octaves; B* per threshold "
-              f"(seed-mean curves): {model['standard']} {bs['standard']}; {model['arch']} {bs['arch']}; "
-              f"{model['standard']} on {S.sizes[S.dname['small']]:,} train {bs['small']}"),
+    names = {r: labels.get(r, r) for r in roles}
+    return claim_row(
+        cid, claim,
+        f"per seed: |log2 B*({names[pair[0]]}) - log2 B*({names[pair[1]]})|{pair_on} vs |log2 B*(standard) - "
+        f"log2 B*(small)| ({S.var_strat.upper()}, train-loss thresholds eligible on {eligible_on})",
+        decide(d_e, d_s, "greater", C[cid]["margin"]),
+        rule=f"one-sided Welch over seeds ({effect} effect larger); against: smaller, or equal within "
+             f"±{C[cid]['margin']:g} octave",
+        ours=(f"{effect} effect {describe(d_e, 2)} vs size effect {describe(d_s, 2)} octaves; B* per threshold "
+              "(seed-mean curves): " + "; ".join(f"{labels[r]} {bs[r]}" for r in labels)),
         paper=PUBLISHED["G4"][0], paper_source=PUBLISHED["G4"][1],
         **_pre(R, ("train-loss thresholds q = " + ", ".join(f"{f:g}" for f in common) + " are below "
-                   f"{S.maxf:g} x chance for both networks and the small data") if ok else
-               f"no train-loss threshold is below {S.maxf:g} x the chance loss for both networks and the small data",
-               ok, {f"{r} {S.var_strat}": arm_runs(R, r, S.var_strat) for r in roles}))]
+                   f"{S.maxf:g} x chance {where}") if ok else
+               f"no train-loss threshold is below {S.maxf:g} x the chance loss {where}", ok,
+               {f"{r} {S.var_strat}": arm_runs(R, r, S.var_strat) for r in roles}))
+
+
+def g4(R: Results) -> list[dict]:
+    """G4: complexity matters more than size (the variants' strategy, train loss, per seed); no
+    row without the easy, hard and small variants."""
+    S = R.setup
+    if not {"easy", "hard", "small"} <= set(S.roles):
+        return []
+    return [_vs_size_effect(
+        R, "G4", "The critical batch depends more on data complexity than on the size of the dataset.",
+        ("easy", "hard", "standard", "small"), ("hard", "easy"), "complexity",
+        {"easy": "easy", "standard": "standard", "hard": "hard",
+         "small": f"small ({S.sizes[S.dname['small']]:,} train)"}, "on all four data sets", "", "all four data sets")]
+
+
+def g5(R: Results) -> list[dict]:
+    """G5: the critical batch depends more on the architecture (the ``arch`` role: a second
+    network on the standard data) than on the size of the data set (``small``); no row without
+    both roles."""
+    S = R.setup
+    if not {"arch", "small"} <= set(S.roles):
+        return []
+    model = {r: S.block["datasets"][r].get("run", {}).get("model", S.block["run"]["model"])
+             for r in ("arch", "standard", "small")}
+    return [_vs_size_effect(
+        R, "G5", "The critical batch depends more on the model architecture than on the size of the dataset.",
+        ("arch", "standard", "small"), ("arch", "standard"), "architecture",
+        {"standard": model["standard"], "arch": model["arch"],
+         "small": f"{model['standard']} on {S.sizes[S.dname['small']]:,} train"},
+        "for both networks and the small data", " on the standard data", "all three")]
 
 
 def prediction_points(R: Results) -> pd.DataFrame:
