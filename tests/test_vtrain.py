@@ -167,18 +167,21 @@ class Interrupt(Exception):
     pass
 
 
+def kill_at(n):
+    """An ``on_step`` that kills the job (raises Interrupt) at step n."""
+    def on_step(step):
+        if step == n:
+            raise Interrupt
+    return on_step
+
+
 def test_killed_pack_resumes_and_finished_runs_are_rebuilt_without_training(tiny_data, tmp_path):
     base = {**BASE, "epochs": 3, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9}
     specs = [{**base, "seed": s} for s in range(3)]
     dirs = [tmp_path / f"r{i}" for i in range(3)]
     ref = stacked(specs, tiny_data, tmp_path / "ref")
-
-    def kill_at(step):
-        if step == 20:
-            raise Interrupt
-
     with pytest.raises(Interrupt):  # checkpoint after every step, die mid-epoch
-        train_group(specs, tiny_data, dirs, checkpoint_every_s=0.0, on_step=kill_at, log=lambda s: None)
+        train_group(specs, tiny_data, dirs, checkpoint_every_s=0.0, on_step=kill_at(20), log=lambda s: None)
     assert all((d / "checkpoint.pt").exists() and not (d / "metrics.json").exists() for d in dirs)
     logs = []
     res = train_many(specs, {"mnist1d": tiny_data}, dirs, checkpoint_every_s=60, log=logs.append)
@@ -208,16 +211,10 @@ def test_checkpoints_of_different_steps_resume_one_by_one(tiny_data, tmp_path):
     specs = [{**base, "seed": s} for s in range(4)]
     dirs = [tmp_path / f"r{i}" for i in range(4)]
     ref = stacked(specs, tiny_data, tmp_path / "ref")
-
-    def kill_at(step):
-        if step == 12:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        train_group(specs[:3], tiny_data, dirs[:3], checkpoint_every_s=0.0, on_step=kill_at, log=lambda s: None)
+        train_group(specs[:3], tiny_data, dirs[:3], checkpoint_every_s=0.0, on_step=kill_at(12), log=lambda s: None)
     with pytest.raises(Interrupt):  # the fourth run got further alone
-        train_run(specs[3], tiny_data, dirs[3], checkpoint_every_s=0.0, on_step=lambda st: kill_at(st - 5),
-                  log=lambda s: None)
+        train_run(specs[3], tiny_data, dirs[3], checkpoint_every_s=0.0, on_step=kill_at(17), log=lambda s: None)
     logs = []
     res = train_many(specs, {"mnist1d": tiny_data}, dirs, checkpoint_every_s=60, log=logs.append)
     assert any("stack of 3 runs" in line and "resumed at step 11" in line for line in logs)
