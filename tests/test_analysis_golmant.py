@@ -412,3 +412,22 @@ def test_figures_draw_every_panel(mccandlish):
     assert len(fig.axes[0].collections) >= 4
     plt.close(fig)
     assert len(GC.prediction_points(R)) == 5 * 2
+
+
+def test_runs_that_learnt_and_then_fell_back_are_told_apart():
+    S, rows, runs, long, noise = synthetic()
+    hist = G.histories_by_run(long, rows)
+    sweep = G.sweep_runs(S, runs)
+    assert G.collapsed_runs(S, sweep, hist).empty  # the synthetic sweep learns everywhere
+    run = sweep[(sweep.data == "standard") & (sweep.batch_size == 64)].run.iloc[0]
+    h = hist[run].copy()
+    h.loc[h.index[-1], "train_loss"] = CHANCE  # it had learnt; its last evaluation is back at chance
+    hist[run] = h
+    sweep.loc[sweep.run == run, "learnt"] = False
+    fell = G.collapsed_runs(S, sweep, hist)
+    assert list(fell.batch_size) == [64] and fell.final_train_loss.iloc[0] == pytest.approx(CHANCE)
+    assert fell.best_train_loss.iloc[0] < S.maxf * CHANCE
+    # a run that never left chance is not one of them
+    h2 = hist[run].assign(train_loss=CHANCE)
+    hist[run] = h2
+    assert G.collapsed_runs(S, sweep, hist).empty

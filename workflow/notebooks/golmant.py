@@ -161,12 +161,20 @@ sec.protocol([{"aspect": k, "paper": f"{text} ({source})", "ours": ours[k]} for 
                          f"{noise['n_estimates']} draws) on the B0 weights at the checkpoint nearest each threshold"}])
 
 # %%
+fell = A.collapsed_runs(S, sweep, hist)
+fell_text = (
+    f" {len(fell)} of them had gone below {S.maxf:g} x chance before ("
+    + ", ".join(f"{d}: {n}" for d, n in fell.groupby("data").size().items())
+    + "): they learnt, then fell back to chance at the constant learning rate; the flag still cuts their curves, "
+    "though their steps to thresholds reached before the fall are measured."
+    if len(fell) else "")
 sec.caveats(
-    f"Every run trains {budget_text}, a cost choice (the losses are still falling slowly there, see the final "
-    "table): the paper trains to convergence; McCandlish et al. find the critical batch grows as the loss falls, so "
-    "lower thresholds would likely move B* up. A run at chance "
-    f"loss (final train loss >= {S.claims['no_learning']:g} x chance, or diverged) did not learn: it is flagged and "
-    "cuts its curve rather than counting as the plateau. The engine's warm-up ramps from 0 (Goyal et al. ramp from "
+    f"Every run trains {budget_text} at a constant learning rate (the paper trains to convergence, and its "
+    "threshold is the largest batch's, so the budget lets the largest batches converge; see the final table). "
+    "McCandlish et al. find the critical batch grows as the loss falls, so lower thresholds would likely move B* "
+    f"up. A run at chance loss at the end (final train loss >= {S.claims['no_learning']:g} x chance, or diverged) "
+    f"is flagged as not learnt ({int((~sweep.drop_duplicates('run').learnt).sum())} runs) and cuts its curve rather "
+    "than counting as the plateau." + fell_text + " The engine's warm-up ramps from 0 (Goyal et al. ramp from "
     "the base lr). T(B) is resolved only to the evaluation grid. The MLP has no BatchNorm; the paper's ResNets do. "
     "Claim X1 of earlier versions is GX1 (ids carry the paper's letter).")
 sec.save(ctx.output.section)

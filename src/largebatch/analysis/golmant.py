@@ -117,6 +117,24 @@ def sweep_runs(S: Setup, runs: pd.DataFrame) -> pd.DataFrame:
     return sweep
 
 
+def collapsed_runs(S: Setup, sweep: pd.DataFrame, hist: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Sweep runs flagged as not learnt (final loss at chance) whose training loss had gone
+    below ``S.maxf`` x chance before: they learnt and then fell back (constant lr, no decay).
+    Their steps to a threshold reached before the fall are measured; the flag still cuts
+    their curve. One row per run: data, strategy, batch_size, seed, best and final loss."""
+    rows = []
+    for r in sweep[~sweep.learnt].drop_duplicates("run").itertuples():
+        h = hist.get(r.run)
+        if h is None or h.empty:
+            continue
+        best, final = float(h.train_loss.min()), float(h.train_loss.iloc[-1])
+        if best <= S.maxf * S.chance[r.data]:
+            rows.append({"data": r.data, "strategy": r.strategy, "batch_size": int(r.batch_size), "seed": r.seed,
+                         "best_train_loss": best, "final_train_loss": final})
+    return pd.DataFrame(rows, columns=["data", "strategy", "batch_size", "seed", "best_train_loss",
+                                       "final_train_loss"])
+
+
 def smallest_batches(sweep: pd.DataFrame, roles: Sequence[str]) -> dict[str, int]:
     """B0 of each data role."""
     return {role: int(sweep[sweep.data == role].batch_size.min()) for role in roles}
