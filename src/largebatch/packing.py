@@ -28,7 +28,7 @@ import math
 import sys
 from typing import Callable
 
-from .spec import STACK_MAX_BATCH, STACK_MAX_STEP_FLOPS, STACK_MIN_GROUP, group_key, vectorisable
+from .spec import group_key, stack_rule, vectorisable
 
 #: input features and positions per sample of each dataset kind (for the cost estimate)
 INPUT = {"mnist1d": (40, 40), "mnist": (784, 784), "fashion_mnist": (784, 784), "cifar10": (3072, 1024),
@@ -52,7 +52,6 @@ PATIENCE_SHARE = 0.1
 #: another: measured ~0.05 for 52 ResNet-8 / AlexNet-style 1-D nets at batch 2 (one run 4-7 ms
 #: a step, the stack of 52 16-21 ms: 14-17x), ~0.15 for 18 runs of the 2 x 32 MLP (4.7-6x)
 STACK_MARGINAL = 0.1
-MIN_STACK = STACK_MIN_GROUP  # smaller groups train one run after another (vtrain)
 SPLIT_OVER = 1.5
 
 
@@ -64,12 +63,7 @@ def stack_speedup(k: int) -> float:
 def stacks(spec: dict, k: int, kind: str = "mnist1d") -> bool:
     """Whether ``vtrain`` stacks a group of K runs like ``spec`` (``vtrain.prefer_vectorised``'s
     rule, with this module's FLOP estimate in place of the model's parameter count)."""
-    model, samples = spec["model"], spec["batch_size"] * spec["multiplicity"]
-    if k < MIN_STACK or vectorisable(spec) is not None or model not in STACK_MAX_BATCH:
-        return False
-    if samples > STACK_MAX_BATCH[model]:
-        return False
-    return model != "mlp" or 3 * forward_flops(spec, kind) * samples <= STACK_MAX_STEP_FLOPS
+    return stack_rule(spec, k, lambda: 3 * forward_flops(spec, kind) * spec["batch_size"] * spec["multiplicity"])
 
 
 def forward_flops(spec: dict, kind: str) -> float:

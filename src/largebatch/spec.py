@@ -16,7 +16,7 @@ import copy
 import hashlib
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 MODELS = ("mlp", "shallow_conv", "vgg", "resnet", "wrn")
 OPTIMIZERS = ("sgd", "adam")
@@ -220,6 +220,17 @@ def vectorisable(spec: dict) -> str | None:
 STACK_MAX_BATCH = {"mlp": 256, "shallow_conv": 128, "resnet": 128}  # conv nets: 32 before the grouped forward
 STACK_MAX_STEP_FLOPS = 32e6
 STACK_MIN_GROUP = 3
+
+
+def stack_rule(spec: dict, k: int, mlp_step_flops: Callable[[], float]) -> bool:
+    """The rule above for k runs like a normalised ``spec``; ``mlp_step_flops()`` (asked only for
+    an MLP) is its caller's estimate of one step's FLOPs."""
+    model = spec["model"]
+    if k < STACK_MIN_GROUP or model not in STACK_MAX_BATCH or vectorisable(spec) is not None:
+        return False
+    if spec["batch_size"] * spec["multiplicity"] > STACK_MAX_BATCH[model]:
+        return False
+    return model != "mlp" or mlp_step_flops() <= STACK_MAX_STEP_FLOPS
 
 
 #: Keys added after runs were first published: hashed only when they differ from their default, so

@@ -63,7 +63,7 @@ from .models import build_model
 from .runsetup import CheckpointTimer, RunSetup, checkpoint_state, total_steps
 # which runs may stack is the spec's business (spec.FREE_KEYS); importable from here as before
 from .spec import (FREE_KEYS, STACK_MAX_BATCH, STACK_MAX_STEP_FLOPS, STACK_MIN_GROUP, group_key,  # noqa: F401
-                   normalize, run_id, vectorisable)
+                   normalize, run_id, stack_rule, vectorisable)
 from .stacked import Hyper, Stack, fill_optimizer, optimizer_tensors
 from .train import train_run
 
@@ -103,11 +103,7 @@ def step_flops(spec: dict, input_shape: Sequence[int], num_classes: int = 10) ->
 def prefer_vectorised(spec: dict, n_runs: int, input_shape: Sequence[int] = (1, 40)) -> bool:
     """The documented rule: stack only where it measured faster than one run after another."""
     s = normalize(spec)
-    if n_runs < MIN_GROUP or s["model"] not in MAX_BATCH or vectorisable(s) is not None:
-        return False
-    if s["batch_size"] * s["multiplicity"] > MAX_BATCH[s["model"]]:
-        return False
-    return s["model"] != "mlp" or step_flops(s, input_shape) <= MAX_STEP_FLOPS
+    return stack_rule(s, n_runs, lambda: step_flops(s, input_shape))
 
 
 Rule = Callable[[dict, int, Sequence[int]], bool]
@@ -339,10 +335,8 @@ def train_many(
     # runs with a checkpoint: mid-training ones of one stack (equal group_key and step) resume as
     # a stack; finished ones (their outputs are rebuilt) and the rest go to train_run
     fresh, at_step = [], {}
-    for i in range(len(specs)):
+    for i in range(len(specs) if stackable else 0):
         path = Path(out_dirs[i]) / "checkpoint.pt"
-        if not stackable:
-            continue
         if not path.exists():
             fresh.append(i)
             continue

@@ -190,10 +190,9 @@ def _vs_size_effect(R: Results, cid: str, claim: str, roles: tuple[str, ...], pa
     g = R.summary[(R.summary.strategy == S.var_strat) & (R.summary.metric == "train_loss")]
     bs = {r: " / ".join(fmt_b(x, lb) for x, lb in zip(g[g.data == r].sort_values("frac").b_crit,
                                                       g[g.data == r].sort_values("frac").lower_bound)) for r in roles}
-    names = {r: labels.get(r, r) for r in roles}
     return claim_row(
         cid, claim,
-        f"per seed: |log2 B*({names[pair[0]]}) - log2 B*({names[pair[1]]})|{pair_on} vs |log2 B*(standard) - "
+        f"per seed: |log2 B*({labels[pair[0]]}) - log2 B*({labels[pair[1]]})|{pair_on} vs |log2 B*(standard) - "
         f"log2 B*(small)| ({S.var_strat.upper()}, train-loss thresholds eligible on {eligible_on})",
         decide(d_e, d_s, "greater", C[cid]["margin"]),
         rule=f"one-sided Welch over seeds ({effect} effect larger); against: smaller, or equal within "
