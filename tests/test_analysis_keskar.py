@@ -273,6 +273,23 @@ def test_accuracy_table_puts_our_row_beside_the_papers():
     assert A.row_sources("paper", ["F1"], {"F1": "mnist"})[1] == "Keskar et al. 2017"
 
 
+def test_on_the_papers_data_the_tables_give_ours_minus_published():
+    main = two_nets()
+    assert A.on_paper_data(["F1"], {"F1": "mnist"}) and not A.on_paper_data(["F1", "C1"], {"F1": "mnist", "C1": "mnist1d"})
+    t = A.accuracy_table(main, ["F1", "C1"], ("ours", "paper"), compare=True)
+    assert t.network.tolist() == ["F1"] * 3 + ["C1"] * 3 + ["F2", "F2"]
+    diff = t.iloc[2]
+    assert diff.source == A.DIFFERENCE_SOURCE and diff["epochs SB"] == "–"
+    lb = main[(main.network == "F1") & (main.arm == "LB")]
+    assert diff["test acc LB (%)"] == f"{100 * lb.test_acc.mean() - 97.81:+.2f}"  # Table 2, F1 test LB
+    assert diff["train acc SB (%)"].startswith(("+", "-"))
+    s = A.sharpness_table(main, ["F1"], "table3", "full", (1e-3, 5e-4), ("ours", "paper"), compare=True)
+    sb = main[(main.network == "F1") & (main.arm == "SB")]["sharp_full_0.001"]
+    assert s.iloc[2]["ε=0.001 SB"] == f"{sb.mean() - 1.23:+.3f}"  # Table 3, F1
+    # without compare (another scale's data) there is no difference row
+    assert A.DIFFERENCE_SOURCE not in set(A.accuracy_table(main, ["F1"], ("ours", "paper")).source)
+
+
 def test_sharpness_table_orders_epsilon_then_arm():
     main = two_nets()
     t = A.sharpness_table(main, ["F1", "C1"], "table3", "full", (1e-3, 5e-4), ("ours", "paper"))

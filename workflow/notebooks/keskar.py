@@ -43,7 +43,7 @@ nets = list(block["networks"])
 EPS = [float(e) for e in block["sharpness"]["epsilons"]]
 E1, E2 = EPS[0], EPS[-1]
 kinds = A.network_kinds(block, ctx.datasets)  # the scale's datasets as the run plan saw them
-paper_data = all(A.same_data_as_paper(n, kinds[n]) for n in nets)  # our values compare with the published ones
+paper_data = A.on_paper_data(nets, kinds)  # our values compare with the published ones
 
 # every run's metrics joined with its sharpness (job keskar_sharpness_*), and every SB/LB
 # pair's parametric curve (job keskar_parametric)
@@ -84,16 +84,16 @@ sec.scope(A.scope_text(nets, kinds))
 
 # %%
 sources = A.row_sources(ctx.scale, nets, kinds)
-sec.table("table2_accuracy", A.accuracy_table(main, nets, sources), supports=[f"K1-{n}" for n in nets],
+sec.table("table2_accuracy", A.accuracy_table(main, nets, sources, paper_data), supports=[f"K1-{n}" for n in nets],
           train_set=train_set)
 
 # %% [markdown]
 # ## Tables 3 and 4: ε-sharpness
 
 # %%
-sec.table("table3_sharpness_full", A.sharpness_table(main, nets, "table3", "full", (E1, E2), sources),
+sec.table("table3_sharpness_full", A.sharpness_table(main, nets, "table3", "full", (E1, E2), sources, paper_data),
           supports=[f"K2-{n}" for n in nets])
-sec.table("table4_sharpness_subspace", A.sharpness_table(main, nets, "table4", "subspace", (E1, E2), sources),
+sec.table("table4_sharpness_subspace", A.sharpness_table(main, nets, "table4", "subspace", (E1, E2), sources, paper_data),
           supports=[f"K3-{n}" for n in nets], subspace_dim=block["sharpness"]["subspace_dim"])
 
 # %%
