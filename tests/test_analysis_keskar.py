@@ -286,6 +286,10 @@ def test_on_the_papers_data_the_tables_give_ours_minus_published():
     s = A.sharpness_table(main, ["F1"], "table3", "full", (1e-3, 5e-4), ("ours", "paper"), compare=True)
     sb = main[(main.network == "F1") & (main.arm == "SB")]["sharp_full_0.001"]
     assert s.iloc[2]["ε=0.001 SB"] == f"{sb.mean() - 1.23:+.3f}"  # Table 3, F1
+    # sharpness far below 1e-3 (real MNIST's subspace values) keeps 2 significant figures
+    tiny = main.assign(**{"sharp_subspace_0.001": main["sharp_subspace_0.001"] * 1e-4})
+    t4 = A.sharpness_table(tiny, ["F1"], "table4", "subspace", (1e-3, 5e-4), ("ours", "paper"))
+    assert not t4.iloc[0]["ε=0.001 SB"].startswith("0.000 ±")
     # without compare (another scale's data) there is no difference row
     assert A.DIFFERENCE_SOURCE not in set(A.accuracy_table(main, ["F1"], ("ours", "paper")).source)
 

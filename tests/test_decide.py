@@ -110,3 +110,11 @@ def test_finalize_claims_adjusts_and_honours_preconditions():
     assert all(r["verdict"] == INCONCLUSIVE for r in out)  # 0.03 x 3 > 0.05 after Holm
     with pytest.raises(ValueError, match="unique"):
         S.finalize_claims(rows + rows)
+
+
+def test_readable_digits_keep_two_significant_figures_of_small_means():
+    assert S.readable_digits([6.9, 7.1]) == 3  # the default where 3 decimals already show them
+    assert S.readable_digits([0.054, 0.02]) == 3
+    assert S.readable_digits([3.9e-4, 3.8e-4]) == 5  # 0.00039, not 0.000
+    assert S.readable_digits([0.0, 0.0]) == 3 and S.readable_digits([float("nan")]) == 3
+    assert S.mean_std([3.9e-4, 3.7e-4], S.readable_digits([3.9e-4, 3.7e-4])) == "0.00038 ± 0.00001"

@@ -47,6 +47,16 @@ def mean_std(values: Iterable[float], digits: int = 4, scale: float = 1.0) -> st
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
+def readable_digits(values: Iterable[float], digits: int = 3, significant: int = 2) -> int:
+    """``digits`` decimals, or more where the values' mean |value| would otherwise show fewer than
+    ``significant`` significant figures (a sharpness of 1e-4 printed as 0.000 says nothing)."""
+    v = np.abs(_finite(list(values)))
+    size = float(v.mean()) if v.size else 0.0
+    if size == 0.0:
+        return digits
+    return max(digits, significant - 1 - int(math.floor(math.log10(size))))
+
+
 def summarise(df: pd.DataFrame, by: list[str], columns: list[str], digits: int = 4, scale: float = 1.0) -> pd.DataFrame:
     """One row per group with 'mean ± std (n)' strings for `columns`."""
     rows = []

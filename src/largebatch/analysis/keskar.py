@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..experiments.keskar import ARMS, DATASET_NAMES, PAPER_DATASET, PUBLISHED
-from ..stats import VERDICTS, mean_std
+from ..stats import VERDICTS, mean_std, readable_digits
 
 #: classes of each dataset kind (for the chance line)
 CLASSES = {"mnist1d": 10, "mnist": 10, "cifar10": 10, "cifar100": 100}
@@ -254,7 +254,8 @@ def sharpness_table(main: pd.DataFrame, nets: list[str], table: str, space: str,
     e1, e2 = eps
     cols = [f"ε={e1:g} SB", f"ε={e1:g} LB", f"ε={e2:g} SB", f"ε={e2:g} LB"]
     cells = [(a, sharp_col(space, e)) for e in (e1, e2) for a in ARMS]
-    ours = {n: [mean_std(arm(main, n, a)[col], 3) for a, col in cells] for n in nets}
+    ours = {n: [mean_std(arm(main, n, a)[col], readable_digits(arm(main, n, a)[col])) for a, col in cells]
+            for n in nets}
     return side_by_side(table, cols, ours, nets, sources, _means(main, nets, cells) if compare else None, digits=3)
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..experiments.keskar import (DATASET_NAMES, PAPER_DATASET, PUBLISHED, PUBLISHED_DISTANCE_RATIO,
                                   PUBLISHED_THRESHOLD, SOURCES, smallest_published_gap, smallest_published_ratio)
-from ..stats import claim_row, combine, decide, decide_one_sample, decide_trend, describe
+from ..stats import claim_row, combine, decide, decide_one_sample, decide_trend, describe, readable_digits
 from ..stopping import arm_problems
 from .keskar import sharp_col, threshold_batch
 
@@ -32,6 +32,11 @@ NO_PROBLEM = "none at the safety cap, without learning or diverged"
 
 def _pct(values) -> np.ndarray:
     return 100.0 * np.asarray(values, dtype=float)
+
+
+def _described(values) -> str:
+    """'mean ± sd (n=k)' of sharpness values with at least 3 decimals and 2 significant figures."""
+    return describe(values, readable_digits(values))
 
 
 def describe_unit(values, unit: str = "", digits: int = 2) -> str:
@@ -161,7 +166,7 @@ def sb_lb_claims(net: str, sb: pd.DataFrame, lb: pd.DataFrame, rises: pd.DataFra
             combine(parts, how="all"),
             rule=(f"LB > SB on log10 sharpness at every ε (one-sided Welch t-tests); against: any ε reversed or "
                   f"shown within a factor {ratio:g} (TOST{margin_note(cid, ratio)})"),
-            ours="; ".join(f"ε={e:g}: SB {describe(sb[sharp_col(space, e)], 3)} vs LB {describe(lb[sharp_col(space, e)], 3)}"
+            ours="; ".join(f"ε={e:g}: SB {_described(sb[sharp_col(space, e)])} vs LB {_described(lb[sharp_col(space, e)])}"
                            for e in eps),
             paper=("; ".join(f"ε={e}: SB {_table_cell(table, net, i)} vs LB {_table_cell(table, net, i + 1)}"
                              for i, e in ((0, "1e-3"), (2, "5e-4"))) if pubrow else "not published"),
