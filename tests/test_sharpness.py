@@ -388,3 +388,36 @@ def test_parametric_curve_rows_and_restores_model():
         assert r["w00"] == pytest.approx(expected, abs=1e-6)
     assert_state_equal(model, before)
     assert not model.training
+
+
+# --------------------------------------------------------------------------- #
+# return_point and the maximiser probe (analysis.sharpness_probe)
+# --------------------------------------------------------------------------- #
+def test_return_point_gives_the_maximiser_inside_the_box():
+    model = make_mlp(bn=False, dtype=torch.float64)
+    xs, ys = classification_data(dtype=torch.float64)
+    ce = nn.functional.cross_entropy
+    x = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    value, d = epsilon_sharpness(model, ce, xs, ys, epsilon=1e-2, return_point=True)
+    assert value == epsilon_sharpness(model, ce, xs, ys, epsilon=1e-2) and value > 0
+    assert d.shape == x.shape and bool((d.abs() <= 1e-2 * (x.abs() + 1) + 1e-12).all())
+    with torch.no_grad():  # the loss at x + d is the one the value was computed from
+        f0 = float(ce(model(xs), ys))
+        torch.nn.utils.vector_to_parameters(x + d, model.parameters())
+        f_d = float(ce(model(xs), ys))
+    assert (f_d - f0) / (1 + f0) * 100 == pytest.approx(value, rel=1e-9)
+
+
+def test_probe_evaluates_each_subset_maximiser_on_the_whole_set():
+    from largebatch.analysis.sharpness_probe import probe
+
+    model = make_mlp(bn=True, dtype=torch.float64)
+    xs, ys = classification_data(n=60, dtype=torch.float64)
+    snap = snapshot(model)
+    rows = probe(model, xs, ys, [20, 60], epsilon=1e-2, eval_bn="batch", batch=None)
+    assert [r["samples"] for r in rows] == [20, 60]
+    # on the whole set the transfer is the value itself; a subset's maximiser is a point of
+    # the same box, so its rise on the whole set is a (finite) achieved value
+    assert rows[1]["transfer"] == pytest.approx(rows[1]["value"], rel=1e-9)
+    assert all(np.isfinite(r["transfer"]) for r in rows) and rows[0]["value"] > 0
+    assert_state_equal(model, snap)

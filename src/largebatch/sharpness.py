@@ -139,7 +139,8 @@ def epsilon_sharpness(
     batch_size: int | None = None,
     *,
     lbfgsb_options: Mapping[str, Any] | None = None,
-) -> float:
+    return_point: bool = False,
+) -> float | tuple[float, torch.Tensor]:
     r"""Epsilon-sharpness of Keskar et al. 2017, Metric 2.1, on the training loss.
 
     .. math::
@@ -191,8 +192,12 @@ def epsilon_sharpness(
             gradient is exactly zero (all coordinates at an ascending corner of
             the box) or the line search cannot make progress.
 
+        return_point: also return the perturbation ``A y`` (parameter space, flat, in
+            :class:`FlatParams` order) at which the largest loss was evaluated.
+
     Returns:
-        The sharpness ``phi`` (a percentage) as a Python float.
+        The sharpness ``phi`` (a percentage) as a Python float; with ``return_point``,
+        ``(phi, perturbation)``.
 
     Note:
         L-BFGS-B is a first-order-started method: at an exact stationary point
@@ -231,7 +236,7 @@ def epsilon_sharpness(
         f0, g0 = evaluate(np.zeros_like(radius))
         if not math.isfinite(f0):
             raise ValueError(f"training loss at x is not finite: {f0}")
-        best = [f0]
+        best, best_y = [f0], [np.zeros_like(radius)]
         what = f"epsilon-sharpness ({'full space' if a is None else f'subspace p={subspace_dim}'}, eps {epsilon:g})"
         t0, done, n_evals = time.perf_counter(), [0], [1]
 
@@ -248,9 +253,10 @@ def epsilon_sharpness(
             else:
                 # L-BFGS-B keeps its iterates feasible; the clip only guards
                 # against round-off so every reported value is inside C_eps.
-                f, g = evaluate(np.clip(y, lower, upper))
+                y = np.clip(y, lower, upper)
+                f, g = evaluate(y)
             if math.isfinite(f) and f > best[0]:
-                best[0] = f
+                best[0], best_y[0] = f, y.copy()
             return -f, -g
 
         options: dict[str, Any] = {"maxiter": int(max_iter), "gtol": 0.0, "ftol": 0.0}
@@ -265,4 +271,8 @@ def epsilon_sharpness(
             options=options,
             callback=progress,
         )
-        return float((best[0] - f0) / (1.0 + f0) * 100.0)
+        value = float((best[0] - f0) / (1.0 + f0) * 100.0)
+        if not return_point:
+            return value
+        y_t = torch.as_tensor(best_y[0], dtype=flat.dtype, device=flat.device)
+        return value, (y_t if a is None else a @ y_t).detach()
