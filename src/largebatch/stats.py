@@ -57,6 +57,13 @@ def readable_digits(values: Iterable[float], digits: int = 3, significant: int =
     return max(digits, significant - 1 - int(math.floor(math.log10(size))))
 
 
+def signed_difference(value: float | None, reference: float, digits: int = 2) -> str:
+    """``value - reference`` with its sign ('+0.11'); '–' where ``value`` is missing or not finite."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value - reference:+.{digits}f}"
+
+
 def summarise(df: pd.DataFrame, by: list[str], columns: list[str], digits: int = 4, scale: float = 1.0) -> pd.DataFrame:
     """One row per group with 'mean ± std (n)' strings for `columns`."""
     rows = []

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..experiments.hoffer import ARM_NAMES, ARMS, PROTOCOL, PUBLISHED, PUBLISHED_DATASET, SOURCE, ra_factor
-from ..stats import mean_sd as ms
+from ..stats import mean_sd as ms, signed_difference
 from ..stopping import arm_problems
 
 
@@ -124,12 +124,6 @@ def same_data(name: str, net: dict) -> bool:
 DIFFERENCE_SOURCE = "difference: ours − published (means, points)"
 
 
-def _difference(ours: pd.Series, published: float) -> str:
-    """Our mean minus the published value, signed ('+0.43'); '–' without a value of ours."""
-    v = ours.dropna()
-    return f"{v.mean() - published:+.2f}" if len(v) else "–"
-
-
 def accuracy_table(nets: dict, tab: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 1 layout: per network our row (test accuracy mean ± sd per arm) and,
     where the poster has the network, its published row below, and where we train on the poster's
@@ -152,7 +146,7 @@ def accuracy_table(nets: dict, tab: pd.DataFrame) -> pd.DataFrame:
             if same_data(name, net):  # comparable levels: ours − published (shown; no verdict uses it)
                 wide.append({"network": f"{name} ({pub['data']})", "source": DIFFERENCE_SOURCE,
                              "SB / LB batch": "–",
-                             **{ARM_NAMES[a]: _difference(acc[a], pub[a]) for a in ARMS}})
+                             **{ARM_NAMES[a]: signed_difference(acc[a].mean(), pub[a]) for a in ARMS}})
     return pd.DataFrame(wide)
 
 

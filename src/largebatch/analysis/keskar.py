@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..experiments.keskar import ARMS, DATASET_NAMES, PAPER_DATASET, PUBLISHED
-from ..stats import VERDICTS, mean_std, readable_digits
+from ..stats import VERDICTS, mean_std, readable_digits, signed_difference
 
 #: classes of each dataset kind (for the chance line)
 CLASSES = {"mnist1d": 10, "mnist": 10, "cifar10": 10, "cifar100": 100}
@@ -189,9 +189,7 @@ DIFFERENCE_SOURCE = "difference: ours − published (means)"
 def difference_cell(table: str, network: str, column: int, ours_mean: float, digits: int) -> str:
     """Our mean minus the published mean of one cell, signed ('+0.11'); '–' where either is missing."""
     rows = PUBLISHED[table].get(network)
-    if rows is None or ours_mean is None or not np.isfinite(ours_mean):
-        return "–"
-    return f"{ours_mean - rows[column][0]:+.{digits}f}"
+    return "–" if rows is None else signed_difference(ours_mean, rows[column][0], digits)
 
 
 def side_by_side(table: str, columns: list[str], ours: dict[str, list[str]], nets: list[str],
@@ -247,6 +245,11 @@ def accuracy_table(main: pd.DataFrame, nets: list[str], sources: tuple[str, str]
     return tab
 
 
+def _readable(values) -> str:
+    """'mean ± sd' with at least 3 decimals and 2 significant figures (``stats.readable_digits``)."""
+    return mean_std(values, readable_digits(values))
+
+
 def sharpness_table(main: pd.DataFrame, nets: list[str], table: str, space: str, eps: tuple[float, float],
                     sources: tuple[str, str], compare: bool = False) -> pd.DataFrame:
     """Table 3 (``space`` "full") or 4 ("subspace"): ε-sharpness of SB and LB at the two ε;
@@ -254,8 +257,7 @@ def sharpness_table(main: pd.DataFrame, nets: list[str], table: str, space: str,
     e1, e2 = eps
     cols = [f"ε={e1:g} SB", f"ε={e1:g} LB", f"ε={e2:g} SB", f"ε={e2:g} LB"]
     cells = [(a, sharp_col(space, e)) for e in (e1, e2) for a in ARMS]
-    ours = {n: [mean_std(arm(main, n, a)[col], readable_digits(arm(main, n, a)[col])) for a, col in cells]
-            for n in nets}
+    ours = {n: [_readable(arm(main, n, a)[col]) for a, col in cells] for n in nets}
     return side_by_side(table, cols, ours, nets, sources, _means(main, nets, cells) if compare else None, digits=3)
 
 
